@@ -12,7 +12,9 @@
 //! - each is well above the other tones of its group;
 //! - together they carry nearly all of the block's energy (speech and noise spread
 //!   theirs across the band: this is what rejects talk-off);
-//! - their second harmonics are weak (voiced speech is rich in harmonics).
+//! - the column tone's second harmonic is weak (voiced speech is rich in harmonics;
+//!   the row tones' harmonics fall among the column frequencies, so they are not
+//!   checked).
 //!
 //! A digit starts after two consecutive blocks agree (so tones shorter than about
 //! 25 ms are ignored) and ends after two blocks without it, which bridges a single
@@ -152,7 +154,7 @@ pub struct DtmfConfig {
     pub min_group_margin_db: f64,
     /// The least share of the block's energy the two tones must carry (0 to 1).
     pub min_tone_share: f64,
-    /// How far each tone must stand above its second harmonic, in dB.
+    /// How far the column tone must stand above its second harmonic, in dB.
     pub min_harmonic_margin_db: f64,
 }
 
@@ -190,9 +192,9 @@ pub struct DtmfDetector {
     sample_rate: u32,
     config: DtmfConfig,
     block_len: usize,
-    /// Goertzel coefficients `2 cos ω`: 4 rows, 4 columns, then their 8 second
+    /// Goertzel coefficients `2 cos ω`: 4 rows, 4 columns, then the columns' second
     /// harmonics.
-    coeffs: [f64; 16],
+    coeffs: [f64; 12],
     block: Vec<f64>,
     /// Index of the first sample of the current block.
     block_start: u64,
@@ -226,14 +228,14 @@ impl DtmfDetector {
     pub fn with_config(sample_rate: u32, config: DtmfConfig) -> Self {
         let rate = f64::from(sample_rate.max(1));
         let block_len = (BLOCK_AT_8K * sample_rate as usize).div_ceil(8000).max(1);
-        let mut coeffs = [0.0; 16];
-        for (i, freq) in ROW_FREQUENCIES
+        let harmonics = COLUMN_FREQUENCIES.map(|f| 2.0 * f);
+        let mut coeffs = [0.0; 12];
+        let frequencies = ROW_FREQUENCIES
             .iter()
             .chain(&COLUMN_FREQUENCIES)
-            .enumerate()
-        {
-            coeffs[i] = 2.0 * (TAU * freq / rate).cos();
-            coeffs[i + 8] = 2.0 * (TAU * 2.0 * freq / rate).cos();
+            .chain(&harmonics);
+        for (c, freq) in coeffs.iter_mut().zip(frequencies) {
+            *c = 2.0 * (TAU * freq / rate).cos();
         }
         Self {
             sample_rate,
@@ -358,7 +360,7 @@ impl DtmfDetector {
             return None;
         }
         // Goertzel power at each frequency, scaled so a sine of amplitude a reads a²/2.
-        let mut power = [0.0f64; 16];
+        let mut power = [0.0f64; 12];
         for (p, &coeff) in power.iter_mut().zip(&self.coeffs) {
             let (mut s1, mut s2) = (0.0, 0.0);
             for &x in &self.block {
@@ -395,8 +397,7 @@ impl DtmfDetector {
             && db(row_power / row_next) >= c.min_group_margin_db
             && db(column_power / column_next) >= c.min_group_margin_db
             && (row_power + column_power) >= c.min_tone_share * mean_power
-            && db(row_power / power[8 + row]) >= c.min_harmonic_margin_db
-            && db(column_power / power[12 + column]) >= c.min_harmonic_margin_db;
+            && db(column_power / power[8 + column]) >= c.min_harmonic_margin_db;
         passes
             .then(|| DtmfDigit::from_position(row, column))
             .flatten()
