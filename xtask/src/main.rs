@@ -1,1 +1,142 @@
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`:
+//!
+//! - `ci`: system packages, `fmt --check`, clippy with warnings denied, the whole test
+//!   suite, and rustdoc with warnings denied: what CI runs.
+//! - `test`: system packages, then the whole test suite only.
+//! - `bench [criterion args]`: every criterion benchmark in the workspace.
+//! - `deps`: checks the system packages the tests need (`.ci/packages.txt`) and
+//!   installs the missing ones with apt-get when running as root.
+
+use std::env;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn main() -> Result<()> {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let root = workspace_root();
+    env::set_current_dir(&root).with_context(|| format!("cannot enter {}", root.display()))?;
+    match args.first().map(String::as_str) {
+        Some("ci") => ci(),
+        Some("test") => {
+            deps()?;
+            test()
+        }
+        Some("bench") => bench(&args[1..]),
+        Some("deps") => deps(),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <command>\n\n\
+                 commands:\n  \
+                 ci      system packages, fmt --check, clippy -D warnings, all tests, docs -D warnings\n  \
+                 test    system packages, then all tests\n  \
+                 bench   every criterion benchmark (extra arguments go to criterion)\n  \
+                 deps    check and install the system packages the tests need"
+            );
+            bail!("no command given");
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn ci() -> Result<()> {
+    deps()?;
+    step("format", cargo(&["fmt", "--all", "--", "--check"]))?;
+    step(
+        "clippy",
+        cargo(&[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--all-features",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    test()?;
+    let mut doc = cargo(&["doc", "--workspace", "--no-deps", "--all-features"]);
+    doc.env("RUSTDOCFLAGS", "-D warnings");
+    step("docs", doc)?;
+    println!("xtask ci: all checks passed");
+    Ok(())
+}
+
+fn test() -> Result<()> {
+    step("tests", cargo(&["test", "--workspace", "--all-features"]))
+}
+
+fn bench(extra: &[String]) -> Result<()> {
+    let mut command = cargo(&["bench", "--workspace", "--all-features"]);
+    if !extra.is_empty() {
+        command.arg("--").args(extra);
+    }
+    step("benchmarks", command)
+}
+
+/// System packages from `.ci/packages.txt`: `<debian package> <command it provides>`
+/// per line, `#` comments.
+fn deps() -> Result<()> {
+    let list = fs::read_to_string(".ci/packages.txt").context("cannot read .ci/packages.txt")?;
+    let missing: Vec<&str> = list
+        .lines()
+        .map(|line| line.split('#').next().unwrap_or("").trim())
+        .filter(|line| !line.is_empty())
+        .filter_map(|line| {
+            let mut parts = line.split_whitespace();
+            let package = parts.next()?;
+            let program = parts.next().unwrap_or(package);
+            (!on_path(program)).then_some(package)
+        })
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let install = format!("apt-get update && apt-get install -y {}", missing.join(" "));
+    if !is_root() || !on_path("apt-get") {
+        bail!("the tests need system packages that are missing: {missing:?}\ninstall them with: sudo sh -c '{install}'");
+    }
+    println!("xtask: installing system packages {missing:?}");
+    let mut command = Command::new("sh");
+    command.args(["-c", &install]).env("DEBIAN_FRONTEND", "noninteractive");
+    step("system packages", command)
+}
+
+fn on_path(program: &str) -> bool {
+    env::var_os("PATH")
+        .map(|paths| env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
+        .unwrap_or(false)
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+fn cargo(args: &[&str]) -> Command {
+    let mut command = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command.args(args);
+    command
+}
+
+fn step(name: &str, mut command: Command) -> Result<()> {
+    println!("xtask: {name}: {command:?}");
+    let status = command
+        .status()
+        .with_context(|| format!("cannot start {name}"))?;
+    if !status.success() {
+        bail!("{name} failed ({status})");
+    }
+    Ok(())
+}

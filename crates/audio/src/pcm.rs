@@ -12,7 +12,7 @@ use crate::error::AudioError;
 /// is appended then. Streams that may split a sample across chunks should use
 /// [`crate::Transcoder`], which carries the odd byte over.
 pub fn decode_le(bytes: &[u8], out: &mut Vec<i16>) -> Result<(), AudioError> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return Err(AudioError::OddPcmLength { len: bytes.len() });
     }
     decode_whole_samples(bytes, out);

@@ -60,13 +60,13 @@ impl FrameSize {
                 "frames must not be empty",
             ));
         }
-        if self.frame % self.unit != 0 {
+        if !self.frame.is_multiple_of(self.unit) {
             return Err(invalid(
                 self.frame,
                 "the frame is not a multiple of the unit",
             ));
         }
-        if self.unit % encoding.bytes_per_sample() != 0 {
+        if !self.unit.is_multiple_of(encoding.bytes_per_sample()) {
             return Err(invalid(self.unit, "the unit splits a sample"));
         }
         Ok(self)

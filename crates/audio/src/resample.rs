@@ -161,19 +161,68 @@ impl Resampler {
     }
 }
 
-/// The filter: a polyphase decomposition of a Kaiser-windowed sinc low-pass.
+/// The filter: a Kaiser-windowed sinc low-pass, split so that each output sample is a
+/// few contiguous dot products.
+///
+/// The prototype runs at `up * from` Hz. For output `n` the newest input it needs is
+/// `i_c = (n * down + delay) / up`, and the filter phase is the remainder. Input is
+/// kept in `streams` de-interleaved buffers ("frames" of `streams` samples): one for
+/// interpolation and rational ratios, `down` for integer decimation, where each
+/// stream meets every `down`-th tap. Either way, each (phase, stream) pair is one
+/// [`Term`] with its zero taps trimmed off, which skips the half of a 2:1 filter that
+/// is zero (a half-band filter's even taps) and a third of a 3:1 one.
 #[derive(Debug)]
 struct Kernel {
     /// Interpolation factor L.
     up: usize,
     /// Decimation factor M.
     down: usize,
-    /// Taps per phase, padded to a multiple of [`LANES`].
-    taps: usize,
+    /// Number of de-interleaved input streams: `down` for integer decimation, else 1.
+    streams: usize,
     /// Group delay of the prototype filter, in samples at `up * from` Hz.
     delay: u64,
-    /// `up` phases of `taps` coefficients, each ordered oldest input sample first.
-    coeffs: Box<[f32]>,
+    /// `up * streams` terms, phase-major.
+    terms: Vec<Term>,
+    /// The oldest frame any output reads, as a lag behind its newest frame.
+    reach: i64,
+}
+
+/// One stream's share of an output sample: its taps against the frames of that
+/// stream ending `newest_lag` frames before the output's newest frame.
+#[derive(Debug)]
+struct Term {
+    newest_lag: i64,
+    taps: Taps,
+}
+
+#[derive(Debug)]
+enum Taps {
+    /// Every tap is zero.
+    None,
+    /// One tap (a half-band filter's centre): a multiply, not a dot product.
+    Single(f32),
+    /// Oldest first, padded to a multiple of [`LANES`].
+    Dot(Box<[f32]>),
+}
+
+impl Taps {
+    /// How many frames the taps span.
+    fn len(&self) -> usize {
+        match self {
+            Taps::None => 0,
+            Taps::Single(_) => 1,
+            Taps::Dot(coeffs) => coeffs.len(),
+        }
+    }
+
+    #[cfg(test)]
+    fn sum(&self) -> f32 {
+        match self {
+            Taps::None => 0.0,
+            Taps::Single(c) => *c,
+            Taps::Dot(coeffs) => coeffs.iter().sum(),
+        }
+    }
 }
 
 impl Kernel {
@@ -212,38 +261,83 @@ impl Kernel {
                 2.0 * cutoff * sinc(2.0 * cutoff * t) * window
             })
             .collect();
+        let tap = |k: usize| prototype.get(k).copied().unwrap_or(0.0);
 
-        // Polyphase split: phase p, slot m multiplies input i_c - (taps - 1) + m.
-        let up = up as usize;
-        let taps = len.div_ceil(up).div_ceil(LANES) * LANES;
-        let mut coeffs = vec![0f32; up * taps];
-        for phase in 0..up {
-            let row: Vec<f64> = (0..taps)
-                .map(|m| {
-                    let k = phase + up * (taps - 1 - m);
-                    prototype.get(k).copied().unwrap_or(0.0)
-                })
-                .collect();
-            // Unity DC gain in every phase, so a constant input gives a constant output.
-            let sum: f64 = row.iter().sum();
-            for (slot, c) in coeffs[phase * taps..(phase + 1) * taps]
-                .iter_mut()
-                .zip(&row)
-            {
-                *slot = (c / sum) as f32;
+        let (up, down) = (up as usize, down as usize);
+        let delay = half as u64;
+        let mut terms = Vec::new();
+        let streams;
+        if up == 1 && down > 1 {
+            // Integer decimation: output n's newest input is i_c = n * down + delay, in
+            // frame n + delay / down at slot b = delay % down. Stream s holds the inputs
+            // i ≡ s (mod down); it meets taps d_s + down * j at frame lag c_s + j.
+            streams = down;
+            let b = (delay % down as u64) as usize;
+            let gain: f64 = prototype.iter().sum();
+            for s in 0..down {
+                let d = (b + down - s) % down;
+                let c = i64::from(s > b);
+                let taps =
+                    (0..len.div_ceil(down)).map(|j| (c + j as i64, tap(d + down * j) / gain));
+                terms.push(Term::trimmed(taps));
+            }
+        } else {
+            // Interpolation or a rational ratio: phase p meets taps p + up * j at lag j.
+            streams = 1;
+            let per_phase = len.div_ceil(up);
+            for phase in 0..up {
+                let row: Vec<(i64, f64)> = (0..per_phase)
+                    .map(|j| (j as i64, tap(phase + up * j)))
+                    .collect();
+                // Unity DC gain in every phase, so a constant input gives a constant output.
+                let gain: f64 = row.iter().map(|(_, c)| c).sum();
+                terms.push(Term::trimmed(row.into_iter().map(|(j, c)| (j, c / gain))));
             }
         }
+        let reach = terms
+            .iter()
+            .map(|t| t.newest_lag + t.taps.len() as i64 - 1)
+            .max()
+            .unwrap_or(0);
         Ok(Self {
             up,
-            down: down as usize,
-            taps,
-            delay: half as u64,
-            coeffs: coeffs.into_boxed_slice(),
+            down,
+            streams,
+            delay,
+            terms,
+            reach,
         })
     }
+}
 
-    fn phase(&self, phase: usize) -> &[f32] {
-        &self.coeffs[phase * self.taps..(phase + 1) * self.taps]
+impl Term {
+    /// Builds a term from `(lag, coefficient)` pairs, dropping the zero taps at both
+    /// ends (a windowed sinc is exactly zero at its zero crossings; rounding leaves
+    /// values around 1e-17) and padding to [`LANES`] on the older side.
+    fn trimmed(taps: impl Iterator<Item = (i64, f64)>) -> Self {
+        let kept: Vec<(i64, f64)> = taps.filter(|(_, c)| c.abs() > 1e-12).collect();
+        let (Some(&(newest, first)), Some(&(oldest, _))) = (kept.first(), kept.last()) else {
+            return Self {
+                newest_lag: 0,
+                taps: Taps::None,
+            };
+        };
+        if kept.len() == 1 {
+            return Self {
+                newest_lag: newest,
+                taps: Taps::Single(first as f32),
+            };
+        }
+        let len = ((oldest - newest + 1) as usize).div_ceil(LANES) * LANES;
+        let mut coeffs = vec![0f32; len];
+        for (lag, c) in kept {
+            // Slot len - 1 is the newest frame; older frames come before it.
+            coeffs[len - 1 - (lag - newest) as usize] = c as f32;
+        }
+        Self {
+            newest_lag: newest,
+            taps: Taps::Dot(coeffs.into_boxed_slice()),
+        }
     }
 }
 
@@ -251,9 +345,11 @@ impl Kernel {
 #[derive(Debug, Clone)]
 struct Polyphase {
     kernel: Arc<Kernel>,
-    /// Input samples (as `f32`, unscaled) from input index `base` on.
-    buf: Vec<f32>,
-    /// The input index of `buf[0]`; negative indices are the zeros before the stream.
+    /// De-interleaved input (as `f32`, unscaled): stream `s` holds input samples
+    /// `frame * streams + s` for frames from `base` on.
+    streams: Vec<Vec<f32>>,
+    /// The frame index of each stream's first element; negative frames are the zeros
+    /// before the stream.
     base: i64,
     /// Input samples received since the last reset.
     received: u64,
@@ -268,8 +364,8 @@ struct Polyphase {
 impl Polyphase {
     fn new(kernel: Arc<Kernel>) -> Self {
         let mut p = Self {
+            streams: vec![Vec::new(); kernel.streams],
             kernel,
-            buf: Vec::new(),
             base: 0,
             received: 0,
             produced: 0,
@@ -286,16 +382,34 @@ impl Polyphase {
         self.produced = 0;
         self.center = (k.delay / k.up as u64) as i64;
         self.phase = (k.delay % k.up as u64) as usize;
-        let oldest = self.center - (k.taps as i64 - 1);
-        self.base = oldest.min(0);
-        self.buf.clear();
-        self.buf.resize((-self.base) as usize, 0.0);
+        let first_frame = self.center / k.streams as i64;
+        self.base = (first_frame - k.reach).min(0);
+        for stream in &mut self.streams {
+            stream.clear();
+            stream.resize((-self.base) as usize, 0.0);
+        }
+    }
+
+    fn push(&mut self, input: &[i16]) {
+        if let [only] = &mut self.streams[..] {
+            only.extend(input.iter().map(|&s| f32::from(s)));
+        } else {
+            // De-interleave: input sample i goes to stream i % count.
+            let count = self.streams.len();
+            let first = (self.received % count as u64) as usize;
+            for (s, stream) in self.streams.iter_mut().enumerate() {
+                let offset = (s + count - first) % count;
+                if let Some(mine) = input.get(offset..) {
+                    stream.extend(mine.iter().step_by(count).map(|&v| f32::from(v)));
+                }
+            }
+        }
+        self.received += input.len() as u64;
     }
 
     fn process(&mut self, input: &[i16], output: &mut Vec<i16>) {
-        self.buf.extend(input.iter().map(|&s| f32::from(s)));
-        self.received += input.len() as u64;
-        self.run(self.received as i64, u64::MAX, output);
+        self.push(input);
+        self.run(u64::MAX, output);
     }
 
     fn flush(&mut self, output: &mut Vec<i16>) {
@@ -303,39 +417,64 @@ impl Polyphase {
         let total = (self.received * k.up as u64).div_ceil(k.down as u64);
         if self.produced < total {
             // The last output needs input up to this index; the stream's end is silence.
-            let last_center = (((total - 1) * k.down as u64 + k.delay) / k.up as u64) as i64;
-            let end = self.base + self.buf.len() as i64;
-            if last_center >= end {
-                self.buf
-                    .resize(self.buf.len() + (last_center + 1 - end) as usize, 0.0);
+            let last_center = ((total - 1) * k.down as u64 + k.delay) / k.up as u64;
+            if last_center >= self.received {
+                let zeros = vec![0i16; (last_center + 1 - self.received) as usize];
+                self.push(&zeros);
             }
-            self.run(last_center + 1, total, output);
+            self.run(total, output);
         }
         self.reset();
     }
 
-    /// Produces every output whose input is below index `limit`, up to `total` outputs.
-    fn run(&mut self, limit: i64, total: u64, output: &mut Vec<i16>) {
+    /// Produces every output whose input has arrived, up to `total` outputs in all.
+    fn run(&mut self, total: u64, output: &mut Vec<i16>) {
         let k = &*self.kernel;
-        let step_index = (k.down / k.up) as i64;
-        let step_phase = k.down % k.up;
-        while self.center < limit && self.produced < total {
-            let start = (self.center - (k.taps as i64 - 1) - self.base) as usize;
-            let y = dot(k.phase(self.phase), &self.buf[start..start + k.taps]);
-            output.push(round_saturate(y));
-            self.produced += 1;
-            self.center += step_index;
-            self.phase += step_phase;
-            if self.phase >= k.up {
-                self.phase -= k.up;
-                self.center += 1;
+        let frame_len = k.streams as i64;
+        let (step_index, step_phase) = ((k.down / k.up) as i64, k.down % k.up);
+        // Output n is ready once its newest input, (n * down + delay) / up, has arrived.
+        let arrived = self.received * k.up as u64;
+        let ready_end = arrived.saturating_sub(k.delay).div_ceil(k.down as u64);
+        let count = ready_end.min(total).saturating_sub(self.produced) as usize;
+        let (mut center, mut phase) = (self.center, self.phase);
+        // The frame (buffer position) of `center`, advanced without dividing: with
+        // several streams the ratio is an integer decimation, one frame per output.
+        let mut frame = center / frame_len - self.base;
+        let frame_step = step_index / frame_len;
+        let start = output.len();
+        output.resize(start + count, 0);
+        for slot in &mut output[start..] {
+            let terms = &k.terms[phase * k.streams..(phase + 1) * k.streams];
+            let mut y = 0.0;
+            for (term, stream) in terms.iter().zip(&self.streams) {
+                let end = (frame - term.newest_lag + 1) as usize;
+                y += match &term.taps {
+                    Taps::Dot(coeffs) => dot(coeffs, &stream[end - coeffs.len()..end]),
+                    Taps::Single(c) => c * stream[end - 1],
+                    Taps::None => 0.0,
+                };
+            }
+            *slot = round_saturate(y);
+            center += step_index;
+            frame += frame_step;
+            phase += step_phase;
+            if phase >= k.up {
+                // Only with one stream: decimation keeps phase 0.
+                phase -= k.up;
+                center += 1;
+                frame += 1;
             }
         }
-        // Keep only what the next output needs.
-        let oldest = self.center - (k.taps as i64 - 1);
-        let drop = (oldest - self.base).clamp(0, self.buf.len() as i64) as usize;
+        let produced = self.produced + count as u64;
+        (self.center, self.phase, self.produced) = (center, phase, produced);
+        // Keep only the frames the next output can reach.
+        let oldest = center / frame_len - k.reach;
+        let shortest = self.streams.iter().map(Vec::len).min().unwrap_or(0) as i64;
+        let drop = (oldest - self.base).clamp(0, shortest) as usize;
         if drop > 0 {
-            self.buf.drain(..drop);
+            for stream in &mut self.streams {
+                stream.drain(..drop);
+            }
             self.base += drop as i64;
         }
     }
@@ -494,12 +633,39 @@ mod tests {
     }
 
     #[test]
-    fn kernel_phases_have_unit_gain() {
-        let k = Kernel::design(8000, 24000).expect("supported");
-        assert_eq!(k.up, 3);
-        for p in 0..k.up {
-            let sum: f32 = k.phase(p).iter().sum();
-            assert!((sum - 1.0).abs() < 1e-5);
+    fn kernel_terms_have_unit_gain() {
+        for (from, to, streams) in [
+            (8000, 24000, 1),
+            (24000, 8000, 3),
+            (16000, 8000, 2),
+            (44100, 16000, 1),
+        ] {
+            let k = Kernel::design(from, to).expect("supported");
+            assert_eq!(k.streams, streams);
+            for phase in 0..k.up {
+                let sum: f32 = k.terms[phase * k.streams..(phase + 1) * k.streams]
+                    .iter()
+                    .map(|t| t.taps.sum())
+                    .sum();
+                assert!(
+                    (sum - 1.0).abs() < 1e-5,
+                    "{from}->{to} phase {phase}: {sum}"
+                );
+            }
         }
+    }
+
+    #[test]
+    fn half_band_filters_skip_their_zero_taps() {
+        // 8 -> 16 kHz: one phase of a half-band filter is a single tap (a delay).
+        let k = Kernel::design(8000, 16000).expect("supported");
+        let mut lens: Vec<usize> = k.terms.iter().map(|t| t.taps.len()).collect();
+        lens.sort_unstable();
+        assert_eq!(lens, [1, 32]);
+        // 16 -> 8 kHz: one of the two input streams meets only the centre tap.
+        let k = Kernel::design(16000, 8000).expect("supported");
+        let mut lens: Vec<usize> = k.terms.iter().map(|t| t.taps.len()).collect();
+        lens.sort_unstable();
+        assert_eq!(lens, [1, 32]);
     }
 }

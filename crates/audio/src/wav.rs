@@ -114,7 +114,7 @@ fn write_pcm16<W: Write + Seek>(
     sample_rate: u32,
     data: &[u8],
 ) -> Result<(), AudioError> {
-    if data.len() % 2 != 0 {
+    if !data.len().is_multiple_of(2) {
         return Err(AudioError::OddPcmLength { len: data.len() });
     }
     let spec = hound::WavSpec {
