@@ -38,19 +38,34 @@ fn main() -> Result<()> {
     let (source, rate, linear) = match args.input {
         Some(path) => {
             let audio = wav::read(&path)?;
-            (path.display().to_string(), audio.format.sample_rate, audio.to_pcm16())
+            (
+                path.display().to_string(),
+                audio.format.sample_rate,
+                audio.to_pcm16(),
+            )
         }
         None if fixture.is_file() => {
             let audio = wav::read(&fixture)?;
             let name = "../shared/fixtures/speech/caller_en_us_8k.wav".to_owned();
             (name, audio.format.sample_rate, audio.to_pcm16())
         }
-        None => ("a generated signal (fixtures not checked out)".to_owned(), 8000, generated()),
+        None => (
+            "a generated signal (fixtures not checked out)".to_owned(),
+            8000,
+            generated(),
+        ),
     };
-    println!("input:  {source}: {:.2} s at {rate} Hz, {:.1} dBFS", seconds(linear.len(), rate), level::dbfs(&linear));
+    println!(
+        "input:  {source}: {:.2} s at {rate} Hz, {:.1} dBFS",
+        seconds(linear.len(), rate),
+        level::dbfs(&linear)
+    );
 
     // 2. What the carrier sends: 8 kHz mu-law. Resample and encode if the file is not.
-    let mut to_line = Transcoder::new(AudioFormat::new(Encoding::Pcm16, rate), AudioFormat::MULAW_8K)?;
+    let mut to_line = Transcoder::new(
+        AudioFormat::new(Encoding::Pcm16, rate),
+        AudioFormat::MULAW_8K,
+    )?;
     let mut bytes = Vec::new();
     pcm::encode_le(&linear, &mut bytes);
     let mut line = to_line.convert(&bytes);
@@ -58,7 +73,10 @@ fn main() -> Result<()> {
 
     // 3. The hot path: 20 ms carrier frames -> 16 kHz PCM16 for a recogniser, with
     //    in-band DTMF detection on the way.
-    let mut framer = Rechunker::new(FrameSize::duration(AudioFormat::MULAW_8K, 20), Encoding::Mulaw)?;
+    let mut framer = Rechunker::new(
+        FrameSize::duration(AudioFormat::MULAW_8K, 20),
+        Encoding::Mulaw,
+    )?;
     let mut transcoder = Transcoder::new(AudioFormat::MULAW_8K, AudioFormat::PCM16_16K)?;
     let mut dtmf = DtmfDetector::new(8000);
     let (mut tones, mut decoded) = (Vec::new(), Vec::new());
@@ -110,7 +128,8 @@ fn main() -> Result<()> {
         );
     }
 
-    std::fs::create_dir_all(&args.out_dir).with_context(|| format!("cannot create {}", args.out_dir.display()))?;
+    std::fs::create_dir_all(&args.out_dir)
+        .with_context(|| format!("cannot create {}", args.out_dir.display()))?;
     let line_path = args.out_dir.join("caller_mulaw_8k.wav");
     let out_path = args.out_dir.join("caller_pcm16_16k.wav");
     wav::write(&line_path, AudioFormat::MULAW_8K, &line)?;

@@ -102,11 +102,15 @@ fn deps() -> Result<()> {
     }
     let install = format!("apt-get update && apt-get install -y {}", missing.join(" "));
     if !is_root() || !on_path("apt-get") {
-        bail!("the tests need system packages that are missing: {missing:?}\ninstall them with: sudo sh -c '{install}'");
+        bail!(
+            "the tests need system packages that are missing: {missing:?}\ninstall them with: sudo sh -c '{install}'"
+        );
     }
     println!("xtask: installing system packages {missing:?}");
     let mut command = Command::new("sh");
-    command.args(["-c", &install]).env("DEBIAN_FRONTEND", "noninteractive");
+    command
+        .args(["-c", &install])
+        .env("DEBIAN_FRONTEND", "noninteractive");
     step("system packages", command)
 }
 

@@ -17,7 +17,10 @@
 //!
 //! There is no async and no I/O here beyond WAV files: every type is plain state that
 //! a per-call task owns, so it can be tested deterministically and benchmarked alone.
-#![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr))]
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)
+)]
 
 pub mod dtmf;
 mod error;
