@@ -6,6 +6,8 @@
 //! - `bench [criterion args]`: every criterion benchmark in the workspace.
 //! - `deps`: checks the system packages the tests need (`.ci/packages.txt`) and
 //!   installs the missing ones with apt-get when running as root.
+//! - `fuzz [seconds]`: runs every cargo-fuzz target in `fuzz/` for that long (default
+//!   60 s each); needs a nightly toolchain and `cargo install cargo-fuzz`.
 
 use std::env;
 use std::fs;
@@ -26,6 +28,7 @@ fn main() -> Result<()> {
         }
         Some("bench") => bench(&args[1..]),
         Some("deps") => deps(),
+        Some("fuzz") => fuzz(args.get(1).map(String::as_str).unwrap_or("60")),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -33,7 +36,8 @@ fn main() -> Result<()> {
                  ci      system packages, fmt --check, clippy -D warnings, all tests, docs -D warnings\n  \
                  test    system packages, then all tests\n  \
                  bench   every criterion benchmark (extra arguments go to criterion)\n  \
-                 deps    check and install the system packages the tests need"
+                 deps    check and install the system packages the tests need\n  \
+                 fuzz    run every fuzz target for N seconds (default 60; needs nightly and cargo-fuzz)"
             );
             bail!("no command given");
         }
@@ -80,6 +84,37 @@ fn bench(extra: &[String]) -> Result<()> {
         command.arg("--").args(extra);
     }
     step("benchmarks", command)
+}
+
+fn fuzz(seconds: &str) -> Result<()> {
+    let seconds: u32 = seconds
+        .parse()
+        .context("fuzz: the argument is seconds per target")?;
+    let toolchains = Command::new("rustup").args(["toolchain", "list"]).output();
+    let has_nightly =
+        toolchains.is_ok_and(|out| String::from_utf8_lossy(&out.stdout).contains("nightly"));
+    if !has_nightly {
+        bail!("fuzzing needs a nightly toolchain: rustup toolchain install nightly");
+    }
+    let mut targets: Vec<String> = fs::read_dir("fuzz/fuzz_targets")
+        .context("cannot list fuzz/fuzz_targets")?
+        .filter_map(|entry| entry.ok()?.path().file_stem()?.to_str().map(str::to_owned))
+        .collect();
+    targets.sort();
+    for target in targets {
+        let mut command = Command::new("cargo");
+        command.args([
+            "+nightly",
+            "fuzz",
+            "run",
+            &target,
+            "--",
+            &format!("-max_total_time={seconds}"),
+        ]);
+        step(&format!("fuzz {target}"), command)
+            .context("is cargo-fuzz installed? cargo install cargo-fuzz --locked")?;
+    }
+    Ok(())
 }
 
 /// System packages from `.ci/packages.txt`: `<debian package> <command it provides>`
