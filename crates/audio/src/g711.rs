@@ -16,6 +16,78 @@
 //! assert_eq!(mulaw::encode_sample(0), 0xFF);
 //! ```
 
+/// The tables and the public API of one G.711 law, from its `decode_code` and
+/// `encode_reduced` (which takes the sample shifted right by `$shift` bits).
+macro_rules! codec_api {
+    ($name:literal, $shift:literal) => {
+        const DECODE: [i16; 256] = {
+            let mut table = [0i16; 256];
+            let mut code = 0;
+            while code < 256 {
+                table[code] = decode_code(code as u8);
+                code += 1;
+            }
+            table
+        };
+
+        /// Indexed by `(sample >> SHIFT) + OFFSET`.
+        const OFFSET: i32 = 1 << (15 - $shift);
+        const ENCODE: [u8; 1 << (16 - $shift)] = {
+            let mut table = [0u8; 1 << (16 - $shift)];
+            let mut i = 0;
+            while i < table.len() {
+                table[i] = encode_reduced(i as i32 - OFFSET);
+                i += 1;
+            }
+            table
+        };
+
+        #[doc = concat!("Decodes one ", $name, " code byte to a 16-bit linear sample.")]
+        #[inline]
+        pub fn decode_sample(code: u8) -> i16 {
+            DECODE[code as usize]
+        }
+
+        #[doc = concat!("Encodes one 16-bit linear sample as ", $name, " (the low ", $shift, " bits are below its precision).")]
+        #[inline]
+        pub fn encode_sample(sample: i16) -> u8 {
+            ENCODE[((i32::from(sample) >> $shift) + OFFSET) as usize]
+        }
+
+        /// Decodes `codes`, appending the samples to `out`.
+        pub fn decode(codes: &[u8], out: &mut Vec<i16>) {
+            out.extend(codes.iter().map(|&c| decode_sample(c)));
+        }
+
+        /// Encodes `samples`, appending the code bytes to `out`.
+        pub fn encode(samples: &[i16], out: &mut Vec<u8>) {
+            out.extend(samples.iter().map(|&s| encode_sample(s)));
+        }
+
+        /// Decodes into a slice of the same length.
+        ///
+        /// # Panics
+        /// When `out.len() != codes.len()`.
+        pub fn decode_into(codes: &[u8], out: &mut [i16]) {
+            assert_eq!(codes.len(), out.len(), concat!($name, " decode_into: length mismatch"));
+            for (o, &c) in out.iter_mut().zip(codes) {
+                *o = decode_sample(c);
+            }
+        }
+
+        /// Encodes into a slice of the same length.
+        ///
+        /// # Panics
+        /// When `out.len() != samples.len()`.
+        pub fn encode_into(samples: &[i16], out: &mut [u8]) {
+            assert_eq!(samples.len(), out.len(), concat!($name, " encode_into: length mismatch"));
+            for (o, &s) in out.iter_mut().zip(samples) {
+                *o = encode_sample(s);
+            }
+        }
+    };
+}
+
 /// G.711 mu-law (North America, Japan; Twilio, Smartflo and Plivo default).
 pub mod mulaw {
     /// Magnitudes above this are clipped before encoding (14-bit domain).
@@ -23,7 +95,7 @@ pub mod mulaw {
     /// The bias added before segment search (0x84 >> 2 in the 14-bit domain).
     const BIAS: i32 = 0x84 >> 2;
 
-    const fn encode_14bit(sample: i32) -> u8 {
+    const fn encode_reduced(sample: i32) -> u8 {
         let (magnitude, mask) = if sample < 0 {
             (-sample, 0x7F)
         } else {
@@ -53,83 +125,12 @@ pub mod mulaw {
         }) as i16
     }
 
-    const DECODE: [i16; 256] = {
-        let mut table = [0i16; 256];
-        let mut code = 0;
-        while code < 256 {
-            table[code] = decode_code(code as u8);
-            code += 1;
-        }
-        table
-    };
-
-    /// Indexed by `(sample >> 2) + 8192`.
-    const ENCODE: [u8; 16384] = {
-        let mut table = [0u8; 16384];
-        let mut i = 0;
-        while i < 16384 {
-            table[i] = encode_14bit(i as i32 - 8192);
-            i += 1;
-        }
-        table
-    };
-
-    /// Decodes one code byte to a 16-bit linear sample.
-    #[inline]
-    pub fn decode_sample(code: u8) -> i16 {
-        DECODE[code as usize]
-    }
-
-    /// Encodes one 16-bit linear sample (the low two bits are below mu-law's precision).
-    #[inline]
-    pub fn encode_sample(sample: i16) -> u8 {
-        ENCODE[((sample >> 2) + 8192) as usize]
-    }
-
-    /// Decodes `codes`, appending the samples to `out`.
-    pub fn decode(codes: &[u8], out: &mut Vec<i16>) {
-        out.extend(codes.iter().map(|&c| decode_sample(c)));
-    }
-
-    /// Encodes `samples`, appending the code bytes to `out`.
-    pub fn encode(samples: &[i16], out: &mut Vec<u8>) {
-        out.extend(samples.iter().map(|&s| encode_sample(s)));
-    }
-
-    /// Decodes into a slice of the same length.
-    ///
-    /// # Panics
-    /// When `out.len() != codes.len()`.
-    pub fn decode_into(codes: &[u8], out: &mut [i16]) {
-        assert_eq!(
-            codes.len(),
-            out.len(),
-            "mu-law decode_into: length mismatch"
-        );
-        for (o, &c) in out.iter_mut().zip(codes) {
-            *o = decode_sample(c);
-        }
-    }
-
-    /// Encodes into a slice of the same length.
-    ///
-    /// # Panics
-    /// When `out.len() != samples.len()`.
-    pub fn encode_into(samples: &[i16], out: &mut [u8]) {
-        assert_eq!(
-            samples.len(),
-            out.len(),
-            "mu-law encode_into: length mismatch"
-        );
-        for (o, &s) in out.iter_mut().zip(samples) {
-            *o = encode_sample(s);
-        }
-    }
+    codec_api!("mu-law", 2);
 }
 
 /// G.711 A-law (Europe and most of the world's E1 trunks).
 pub mod alaw {
-    const fn encode_13bit(sample: i32) -> u8 {
+    const fn encode_reduced(sample: i32) -> u8 {
         let (magnitude, mask) = if sample >= 0 {
             (sample, 0xD5)
         } else {
@@ -160,72 +161,5 @@ pub mod alaw {
         (if a & 0x80 != 0 { t } else { -t }) as i16
     }
 
-    const DECODE: [i16; 256] = {
-        let mut table = [0i16; 256];
-        let mut code = 0;
-        while code < 256 {
-            table[code] = decode_code(code as u8);
-            code += 1;
-        }
-        table
-    };
-
-    /// Indexed by `(sample >> 3) + 4096`.
-    const ENCODE: [u8; 8192] = {
-        let mut table = [0u8; 8192];
-        let mut i = 0;
-        while i < 8192 {
-            table[i] = encode_13bit(i as i32 - 4096);
-            i += 1;
-        }
-        table
-    };
-
-    /// Decodes one code byte to a 16-bit linear sample.
-    #[inline]
-    pub fn decode_sample(code: u8) -> i16 {
-        DECODE[code as usize]
-    }
-
-    /// Encodes one 16-bit linear sample (the low three bits are below A-law's precision).
-    #[inline]
-    pub fn encode_sample(sample: i16) -> u8 {
-        ENCODE[((sample >> 3) + 4096) as usize]
-    }
-
-    /// Decodes `codes`, appending the samples to `out`.
-    pub fn decode(codes: &[u8], out: &mut Vec<i16>) {
-        out.extend(codes.iter().map(|&c| decode_sample(c)));
-    }
-
-    /// Encodes `samples`, appending the code bytes to `out`.
-    pub fn encode(samples: &[i16], out: &mut Vec<u8>) {
-        out.extend(samples.iter().map(|&s| encode_sample(s)));
-    }
-
-    /// Decodes into a slice of the same length.
-    ///
-    /// # Panics
-    /// When `out.len() != codes.len()`.
-    pub fn decode_into(codes: &[u8], out: &mut [i16]) {
-        assert_eq!(codes.len(), out.len(), "A-law decode_into: length mismatch");
-        for (o, &c) in out.iter_mut().zip(codes) {
-            *o = decode_sample(c);
-        }
-    }
-
-    /// Encodes into a slice of the same length.
-    ///
-    /// # Panics
-    /// When `out.len() != samples.len()`.
-    pub fn encode_into(samples: &[i16], out: &mut [u8]) {
-        assert_eq!(
-            samples.len(),
-            out.len(),
-            "A-law encode_into: length mismatch"
-        );
-        for (o, &s) in out.iter_mut().zip(samples) {
-            *o = encode_sample(s);
-        }
-    }
+    codec_api!("A-law", 3);
 }
