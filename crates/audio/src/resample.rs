@@ -11,17 +11,20 @@
 //!   exactly `ceil(n * to / from)` output samples.
 //! - **Telephone-band quality.** Passband to 85% of the lower Nyquist frequency
 //!   (3.4 kHz at 8 kHz) with ripple far below 0.01 dB; everything above 115% of it
-//!   (4.6 kHz at 8 kHz) attenuated by about 75 dB, so nothing aliases into the band a
-//!   caller hears.
+//!   (4.6 kHz at 8 kHz) attenuated by at least 75 dB (79 dB measured), so nothing
+//!   aliases into the band a caller hears.
 //! - **Chunking never changes the result.** Each output sample is a dot product over
 //!   the same input samples in the same order however the input was split, so
 //!   processing a signal in random chunk sizes gives bit-identical output to
 //!   processing it in one call (property-tested).
-//! - **Cheap.** A dot product of 32 taps per output sample for 8 <-> 16 kHz, with no
-//!   allocation once the buffers have grown to the chunk size.
+//! - **Cheap.** For 8 <-> 16 kHz, 32 multiply-adds for one output sample and a single
+//!   multiply for the next (the zero taps of a half-band filter are skipped); about
+//!   12,000x real time on one core, with no allocation once buffers have grown to the
+//!   chunk size.
 //!
 //! `docs/benchmarks.md` compares it with rubato and dasp on speed, latency and the same
-//! quality figures; it is kept because it wins on the ones that matter here.
+//! quality figures: it is the only one of them that meets the 2 ms latency and the
+//! quality figures together.
 //!
 //! ```
 //! use voxline_audio::Resampler;
