@@ -6,6 +6,8 @@
 //! - `bench [criterion args]`: every criterion benchmark in the workspace.
 //! - `deps`: checks the system packages the tests need (`.ci/packages.txt`) and
 //!   installs the missing ones with apt-get when running as root.
+//! - `models [dir]`: fetches the Silero VAD model (`silero-vad` 6.2.3 from PyPI, with
+//!   pip) into `dir` (default `models/`), for `voxline-vad`'s `silero` feature.
 //! - `fuzz [seconds]`: runs every cargo-fuzz target in `fuzz/` for that long (default
 //!   60 s each); needs a nightly toolchain and `cargo install cargo-fuzz`.
 
@@ -29,6 +31,9 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("deps") => deps(),
         Some("fuzz") => fuzz(args.get(1).map(String::as_str).unwrap_or("60")),
+        Some("models") => models(Path::new(
+            args.get(1).map(String::as_str).unwrap_or("models"),
+        )),
         _ => {
             eprintln!(
                 "usage: cargo xtask <command>\n\n\
@@ -37,7 +42,8 @@ fn main() -> Result<()> {
                  test    system packages, then all tests\n  \
                  bench   every criterion benchmark (extra arguments go to criterion)\n  \
                  deps    check and install the system packages the tests need\n  \
-                 fuzz    run every fuzz target for N seconds (default 60; needs nightly and cargo-fuzz)"
+                 fuzz    run every fuzz target for N seconds (default 60; needs nightly and cargo-fuzz)\n  \
+                 models  fetch the Silero VAD model into a folder (default models/; needs python3 and pip)"
             );
             bail!("no command given");
         }
@@ -84,6 +90,74 @@ fn bench(extra: &[String]) -> Result<()> {
         command.arg("--").args(extra);
     }
     step("benchmarks", command)
+}
+
+/// The Silero VAD release the project is tested with, and the files taken from it.
+const SILERO_PACKAGE: &str = "silero-vad==6.2.3";
+/// SHA-256 of `silero_vad_openvino_16k.onnx` in that release.
+const SILERO_SHA256: &str = "7776b81ad1b0350c15d7f1555943b9232eb53e9ca5d989c6d0cea9ebc8664d87";
+const SILERO_FILES: [(&str, &str); 2] = [
+    (
+        "silero_vad/data/silero_vad_openvino_16k.onnx",
+        "silero_vad_openvino_16k.onnx",
+    ),
+    (
+        "silero_vad-6.2.3.dist-info/licenses/LICENSE",
+        "LICENSE-silero-vad.txt",
+    ),
+];
+
+fn models(dir: &Path) -> Result<()> {
+    let download = env::temp_dir().join(format!("voxline-models-{}", std::process::id()));
+    fs::create_dir_all(&download)?;
+    let mut pip = Command::new("python3");
+    pip.args([
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        SILERO_PACKAGE,
+        "-d",
+    ])
+    .arg(&download);
+    step("download silero-vad", pip).context("needs python3 with pip")?;
+    let wheel = fs::read_dir(&download)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.extension().is_some_and(|e| e == "whl"))
+        .context("pip downloaded no wheel")?;
+    fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // A wheel is a zip file; Python's zipfile extracts without another tool.
+    // It also prints the model's SHA-256, checked against the release's.
+    let script = "import hashlib, sys, zipfile\n\
+                  z = zipfile.ZipFile(sys.argv[1])\n\
+                  for i in range(2, len(sys.argv), 2):\n    \
+                  open(sys.argv[i + 1], 'wb').write(z.read(sys.argv[i]))\n\
+                  print(hashlib.sha256(z.read(sys.argv[2])).hexdigest())\n";
+    let mut extract = Command::new("python3");
+    extract.args(["-c", script]).arg(&wheel);
+    for (inside, name) in SILERO_FILES {
+        extract.arg(inside).arg(dir.join(name));
+    }
+    println!("xtask: extract the model: {extract:?}");
+    let output = extract.output().context("cannot run python3")?;
+    let _ = fs::remove_dir_all(&download);
+    if !output.status.success() {
+        bail!(
+            "extracting the model failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let digest = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if digest != SILERO_SHA256 {
+        bail!("the downloaded model's SHA-256 is {digest}, expected {SILERO_SHA256}");
+    }
+    let model = dir.join(SILERO_FILES[0].1);
+    println!(
+        "xtask: Silero VAD model at {} (MIT licence beside it); pass this path to SileroModel::load",
+        model.display()
+    );
+    Ok(())
 }
 
 fn fuzz(seconds: &str) -> Result<()> {
