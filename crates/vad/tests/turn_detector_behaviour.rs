@@ -154,7 +154,7 @@ impl Vad for Flaky {
     }
     fn speech_probability(&mut self, _frame: &[i16]) -> Result<f32, VadError> {
         self.0 += 1;
-        if self.0 % 2 == 0 {
+        if self.0.is_multiple_of(2) {
             Err(VadError::Inference {
                 detector: "flaky",
                 reason: "injected".into(),
@@ -375,7 +375,7 @@ mod properties {
             let events = run(&mut d, &audio, chunk);
             for (i, e) in events.iter().enumerate() {
                 let is_start = matches!(e, TurnEvent::SpeechStarted { .. });
-                prop_assert_eq!(is_start, i % 2 == 0, "events alternate, starting with a start");
+                prop_assert_eq!(is_start, i.is_multiple_of(2), "events alternate, starting with a start");
             }
             prop_assert_eq!(d.vad_errors(), 0);
         }
