@@ -180,6 +180,36 @@ impl FromStr for AudioFormat {
     }
 }
 
+#[cfg(feature = "serde")]
+mod serde_impls {
+    use super::{AudioFormat, Encoding};
+
+    macro_rules! via_string {
+        ($ty:ty) => {
+            impl serde::Serialize for $ty {
+                fn serialize<S: serde::Serializer>(
+                    &self,
+                    serializer: S,
+                ) -> Result<S::Ok, S::Error> {
+                    serializer.collect_str(self)
+                }
+            }
+
+            impl<'de> serde::Deserialize<'de> for $ty {
+                fn deserialize<D: serde::Deserializer<'de>>(
+                    deserializer: D,
+                ) -> Result<Self, D::Error> {
+                    let text = <std::borrow::Cow<'de, str>>::deserialize(deserializer)?;
+                    text.parse().map_err(serde::de::Error::custom)
+                }
+            }
+        };
+    }
+
+    via_string!(Encoding);
+    via_string!(AudioFormat);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,0 +1,2 @@
+//! callsim.
+fn main() {}

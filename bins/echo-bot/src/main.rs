@@ -1,0 +1,2 @@
+//! The echo bot.
+fn main() {}

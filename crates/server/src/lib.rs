@@ -1,0 +1,1 @@
+//! The Voxline server: axum glue shared by the binaries.

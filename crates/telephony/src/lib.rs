@@ -1,0 +1,21 @@
+//! Carrier WebSocket media dialects: frames in, [`CallEvent`]s out; [`BotCommand`]s
+//! in, frames out. No sockets: the server moves the frames.
+//!
+//! Dialects: Exotel (Voicebot applet), Tata Smartflo, Twilio Media Streams, Plivo
+//! AudioStream, Telnyx and Vonage. Each call gets a [`Session`], which knows the
+//! call's ids and format once `start` arrives and encodes commands with them.
+//! [`detect`] finds the dialect from the URL and the first frames.
+//!
+//! `docs/protocols.md` describes each dialect as implemented.
+
+pub mod detect;
+mod error;
+mod event;
+mod session;
+
+pub use error::{DecodeError, EncodeError};
+pub use event::{
+    AudioChunk, BotCommand, CallEvent, CallInfo, Decoded, Dialect, Dtmf, Stop, UnknownDialect,
+    WsFrame,
+};
+pub use session::{Session, SessionConfig};

@@ -1,0 +1,1 @@
+//! Test infrastructure for Voxline: the call simulator.
