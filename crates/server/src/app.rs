@@ -1,0 +1,315 @@
+//! The HTTP side: routes, limits, health, metrics, the event stream, shutdown.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use axum::Router;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{OriginalUri, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use futures_util::stream::{self, Stream};
+use prometheus_client::registry::Registry;
+use serde::Deserialize;
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, broadcast};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use voxline_telephony::detect;
+
+use crate::bus::EventBus;
+use crate::config::ServerConfig;
+use crate::connection::{self, ConnectionHint, Shared};
+use crate::handler::HandlerFactory;
+use crate::metrics::{Metrics, ReasonLabel};
+
+/// A Voxline telephony server: carriers connect over WebSocket on any path that is not
+/// one of the service routes (`/health`, `/ready`, `/live`, `/metrics`, `/events`).
+///
+/// ```no_run
+/// # async fn run() -> std::io::Result<()> {
+/// use voxline_server::{Server, ServerConfig, shutdown_signal};
+///
+/// let server = Server::new(ServerConfig::default(), voxline_server::echo::EchoFactory::immediate());
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:8007").await?;
+/// server.serve(listener, shutdown_signal()).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Server {
+    shared: Arc<Shared>,
+    registry: Arc<Registry>,
+    limiter: Arc<Semaphore>,
+    draining: Arc<AtomicBool>,
+    tracker: TaskTracker,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server running `factory`'s handler on every call.
+    pub fn new(config: ServerConfig, factory: impl HandlerFactory) -> Self {
+        let mut registry = Registry::default();
+        let metrics = Metrics::new(&mut registry);
+        let shared = Arc::new(Shared {
+            bus: EventBus::new(config.event_bus_capacity),
+            limiter_size: config.max_calls,
+            config,
+            factory: Arc::new(factory),
+            metrics,
+            shutdown: CancellationToken::new(),
+            connections: AtomicU64::new(0),
+        });
+        Self {
+            limiter: Arc::new(Semaphore::new(shared.limiter_size)),
+            shared,
+            registry: Arc::new(registry),
+            draining: Arc::new(AtomicBool::new(false)),
+            tracker: TaskTracker::new(),
+        }
+    }
+
+    /// The event bus (to subscribe in-process).
+    pub fn bus(&self) -> EventBus {
+        self.shared.bus.clone()
+    }
+
+    /// The metrics.
+    pub fn metrics(&self) -> &Metrics {
+        &self.shared.metrics
+    }
+
+    /// Calls connected now.
+    pub fn active_calls(&self) -> usize {
+        self.shared.limiter_size - self.limiter.available_permits()
+    }
+
+    /// The axum router: service routes plus the carrier WebSocket on every other path.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/health", get(health))
+            .route("/ready", get(ready))
+            .route("/live", get(|| async { "ok" }))
+            .route("/metrics", get(metrics))
+            .route("/events", get(events))
+            .fallback(carrier_socket)
+            .with_state(self.clone())
+    }
+
+    /// Serves until `shutdown` completes, then drains: new calls are refused (503),
+    /// `/ready` turns 503, live calls get up to [`ServerConfig::shutdown_grace`] to
+    /// finish, and the rest are closed with code 1001.
+    ///
+    /// # Errors
+    /// When accepting connections fails.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let drain = self.clone();
+        let app = self.router();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                shutdown.await;
+                drain.drain().await;
+            })
+            .await
+    }
+
+    /// Stops taking calls and waits for live ones (up to the grace period).
+    pub async fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        let active = self.active_calls();
+        tracing::info!(active, grace = ?self.shared.config.shutdown_grace, "draining: refusing new calls");
+        self.tracker.close();
+        if tokio::time::timeout(self.shared.config.shutdown_grace, self.tracker.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                remaining = self.active_calls(),
+                "grace period over: closing the remaining calls"
+            );
+            self.shared.shutdown.cancel();
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(5), self.tracker.wait()).await;
+        }
+        tracing::info!("drained");
+    }
+
+    fn reject(&self, reason: &str) -> Response {
+        self.shared
+            .metrics
+            .calls_rejected
+            .get_or_create(&ReasonLabel {
+                reason: reason.to_owned(),
+            })
+            .inc();
+        tracing::warn!(reason, "call refused");
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("call refused: {reason}\n"),
+        )
+            .into_response()
+    }
+}
+
+async fn carrier_socket(
+    State(server): State<Server>,
+    OriginalUri(uri): OriginalUri,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    let Ok(upgrade) = upgrade else {
+        return (
+            StatusCode::UPGRADE_REQUIRED,
+            "this path takes a carrier WebSocket\n",
+        )
+            .into_response();
+    };
+    if server.draining.load(Ordering::SeqCst) {
+        return server.reject("draining");
+    }
+    let Ok(permit) = Arc::clone(&server.limiter).try_acquire_owned() else {
+        return server.reject("capacity");
+    };
+    let hint = ConnectionHint {
+        dialect: detect::from_url(uri.path(), uri.query()),
+        url_sample_rate: uri.query().and_then(url_sample_rate),
+    };
+    let config = &server.shared.config;
+    let shared = Arc::clone(&server.shared);
+    let tracker = server.tracker.clone();
+    upgrade
+        .max_frame_size(config.max_frame_bytes)
+        .max_message_size(config.max_frame_bytes)
+        .read_buffer_size(config.ws_read_buffer_bytes)
+        .write_buffer_size(config.ws_write_buffer_bytes)
+        .max_write_buffer_size(config.ws_write_buffer_bytes.max(config.max_frame_bytes) * 4)
+        .on_failed_upgrade(|e| tracing::warn!(error = %e, "WebSocket upgrade failed"))
+        .on_upgrade(move |socket| {
+            tracker.track_future(connection::run(socket, shared, hint, permit))
+        })
+}
+
+async fn health(State(server): State<Server>) -> impl IntoResponse {
+    axum::Json(serde_json::json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "active_calls": server.active_calls(),
+        "max_calls": server.shared.config.max_calls,
+        "draining": server.draining.load(Ordering::SeqCst),
+    }))
+}
+
+async fn ready(State(server): State<Server>) -> Response {
+    if server.draining.load(Ordering::SeqCst) {
+        (StatusCode::SERVICE_UNAVAILABLE, "draining\n").into_response()
+    } else if server.limiter.available_permits() == 0 {
+        (StatusCode::SERVICE_UNAVAILABLE, "at capacity\n").into_response()
+    } else {
+        (StatusCode::OK, "ready\n").into_response()
+    }
+}
+
+async fn metrics(State(server): State<Server>) -> Response {
+    let mut body = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &server.registry) {
+        return (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot encode metrics: {e}"),
+        )
+            .into_response();
+    }
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    call_id: Option<String>,
+}
+
+/// Server-sent events, one JSON object per call event; `?call_id=` filters one call.
+async fn events(
+    State(server): State<Server>,
+    Query(query): Query<EventsQuery>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let receiver = server.shared.bus.subscribe();
+    let filter = query.call_id;
+    let stream = stream::unfold((receiver, filter), |(mut receiver, filter)| async move {
+        loop {
+            match receiver.recv().await {
+                Ok(event) => {
+                    if filter.as_deref().is_some_and(|id| id != &*event.call_id) {
+                        continue;
+                    }
+                    let data = serde_json::to_string(&*event).unwrap_or_default();
+                    return Some((
+                        Ok(Event::default().event("call").data(data)),
+                        (receiver, filter),
+                    ));
+                }
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    let data =
+                        serde_json::json!({ "type": "lagged", "missed": missed }).to_string();
+                    return Some((
+                        Ok(Event::default().event("lagged").data(data)),
+                        (receiver, filter),
+                    ));
+                }
+                Err(broadcast::error::RecvError::Closed) => return None,
+            }
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// Exotel's `sample-rate` (or `sample_rate`) query parameter, when it is a number.
+fn url_sample_rate(query: &str) -> Option<u32> {
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=')?;
+        matches!(key, "sample-rate" | "sample_rate")
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
+
+/// Completes on ctrl-c or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("ctrl-c received"),
+        () = terminate => tracing::info!("SIGTERM received"),
+    }
+}
