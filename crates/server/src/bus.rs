@@ -36,10 +36,12 @@ pub enum EventKind {
     },
     /// The first caller audio arrived.
     FirstMedia,
-    /// The caller started a turn, at this audio time.
+    /// The caller started a turn.
     TurnStarted {
         /// Audio time of the onset, ms since the call's first audio.
         audio_ms: f64,
+        /// Audio time at which the turn was recognised (onset plus the start time).
+        detected_ms: f64,
     },
     /// The caller's turn ended.
     TurnStopped {

@@ -154,10 +154,15 @@ impl ConversationalEcho {
         let mut started_now = false;
         for event in events {
             match event {
-                TurnEvent::SpeechStarted { at, pre_roll } => {
+                TurnEvent::SpeechStarted {
+                    at,
+                    detected_at,
+                    pre_roll,
+                } => {
                     started_now = true;
                     call.publish(EventKind::TurnStarted {
                         audio_ms: at.as_millis_f64(),
+                        detected_ms: detected_at.as_millis_f64(),
                     });
                     if self.playing.take().is_some() {
                         // Barge-in: the caller talks over the replay.

@@ -151,6 +151,9 @@ pub enum TurnEvent {
     SpeechStarted {
         /// The turn's onset.
         at: AudioTime,
+        /// When the turn was recognised: the end of the frame that completed
+        /// `start_secs` of speech (the audio time this event belongs to).
+        detected_at: AudioTime,
         /// Input audio from `pre_roll_secs` before the onset up to the end of the chunk
         /// just pushed: with the chunks that follow, the whole turn with nothing cut.
         pre_roll: Vec<i16>,
@@ -343,7 +346,7 @@ impl TurnDetector {
 
         // Pre-roll for a turn that started in this chunk: from before its onset to now.
         for event in &mut events {
-            if let TurnEvent::SpeechStarted { at, pre_roll } = event {
+            if let TurnEvent::SpeechStarted { at, pre_roll, .. } = event {
                 let from = at
                     .sample()
                     .saturating_sub((self.config.pre_roll_secs * self.input_rate as f32) as u64);
@@ -510,6 +513,7 @@ impl TurnDetector {
         self.activity.speaking = true;
         events.push(TurnEvent::SpeechStarted {
             at: self.time(onset),
+            detected_at: self.time(end),
             pre_roll: Vec::new(),
         });
         State::Speaking {

@@ -67,7 +67,17 @@ fn pre_roll_and_later_chunks_are_the_whole_turn() {
     for chunk in fixture.samples.chunks(160) {
         pushed += chunk.len();
         for event in d.push(chunk) {
-            if let TurnEvent::SpeechStarted { at, pre_roll } = event {
+            if let TurnEvent::SpeechStarted {
+                at,
+                pre_roll,
+                detected_at,
+            } = event
+            {
+                assert!(detected_at.sample() >= at.sample() + (config.start_secs * 8000.0) as u64);
+                assert!(
+                    detected_at.sample() <= pushed as u64,
+                    "detected within the audio pushed so far"
+                );
                 let from = at.sample() as usize - (config.pre_roll_secs * 8000.0) as usize;
                 assert_eq!(
                     pre_roll.len(),
