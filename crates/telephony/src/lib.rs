@@ -7,11 +7,18 @@
 //! [`detect`] finds the dialect from the URL and the first frames.
 //!
 //! `docs/protocols.md` describes each dialect as implemented.
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)
+)]
 
 pub mod detect;
+mod dialect;
+mod encode;
 mod error;
 mod event;
 mod session;
+mod wire;
 
 pub use error::{DecodeError, EncodeError};
 pub use event::{
