@@ -77,18 +77,33 @@ impl Outbound<'_> {
                 let id = self.stream_id("play")?;
                 let max = (EXOTEL_MAX_MESSAGE / unit).max(1) * unit;
                 for piece in audio.chunks(max) {
-                    out.push(WsFrame::Text(media_json("stream_sid", Some(id), piece, None)));
+                    out.push(WsFrame::Text(media_json(
+                        "stream_sid",
+                        Some(id),
+                        piece,
+                        None,
+                    )));
                 }
             }
             Dialect::Smartflo => {
                 let id = self.stream_id("play")?;
                 let chunk = *self.chunks_sent + 1;
-                out.push(WsFrame::Text(media_json("streamSid", Some(id), audio, Some(chunk))));
+                out.push(WsFrame::Text(media_json(
+                    "streamSid",
+                    Some(id),
+                    audio,
+                    Some(chunk),
+                )));
                 *self.chunks_sent = chunk;
             }
             Dialect::Twilio => {
                 let id = self.stream_id("play")?;
-                out.push(WsFrame::Text(media_json("streamSid", Some(id), audio, None)));
+                out.push(WsFrame::Text(media_json(
+                    "streamSid",
+                    Some(id),
+                    audio,
+                    None,
+                )));
             }
             Dialect::Plivo => out.push(WsFrame::Text(plivo_play_json(self.format, audio))),
             Dialect::Telnyx => {
@@ -128,11 +143,17 @@ impl Outbound<'_> {
         let text = match self.dialect {
             Dialect::Exotel => {
                 let id = self.stream_id("mark")?;
-                object(&[("event", "mark"), ("stream_sid", id)], Some(("mark", name)))
+                object(
+                    &[("event", "mark"), ("stream_sid", id)],
+                    Some(("mark", name)),
+                )
             }
             Dialect::Smartflo | Dialect::Twilio => {
                 let id = self.stream_id("mark")?;
-                object(&[("event", "mark"), ("streamSid", id)], Some(("mark", name)))
+                object(
+                    &[("event", "mark"), ("streamSid", id)],
+                    Some(("mark", name)),
+                )
             }
             Dialect::Plivo => {
                 let id = self.stream_id("mark")?;
@@ -160,7 +181,10 @@ impl Outbound<'_> {
                 None,
             ),
             Dialect::Plivo => object(
-                &[("event", "clearAudio"), ("streamId", self.stream_id("clear")?)],
+                &[
+                    ("event", "clearAudio"),
+                    ("streamId", self.stream_id("clear")?),
+                ],
                 None,
             ),
             Dialect::Telnyx => object(&[("event", "clear")], None),

@@ -361,8 +361,7 @@ impl<'m> Obj<'m> {
         keys: &[&str],
         field: &'static str,
     ) -> Result<&'m str, DecodeError> {
-        self.id(ctx, keys, field)?
-            .ok_or_else(|| ctx.missing(field))
+        self.id(ctx, keys, field)?.ok_or_else(|| ctx.missing(field))
     }
 
     /// A non-negative integer (number or digit string) under any of `keys`.
@@ -444,10 +443,9 @@ pub(crate) fn dtmf_digit(
             match (chars.next(), chars.next()) {
                 (Some(c), None) => c,
                 _ => {
-                    return Err(ctx.invalid(
-                        field,
-                        format!("expected one key, found {:?}", clip(s)),
-                    ));
+                    return Err(
+                        ctx.invalid(field, format!("expected one key, found {:?}", clip(s)))
+                    );
                 }
             }
         }
@@ -490,7 +488,10 @@ pub(crate) fn parse_object(
         Ok(Value::Object(map)) => Ok(map),
         Ok(other) => Err(DecodeError::Json {
             dialect,
-            detail: format!("expected an object, found {}", View::of_value(&other).kind()),
+            detail: format!(
+                "expected an object, found {}",
+                View::of_value(&other).kind()
+            ),
         }),
         Err(e) => Err(json_error(dialect, &e)),
     }
@@ -543,7 +544,14 @@ mod tests {
 
     #[test]
     fn json_strings_are_escaped_like_serde_json() {
-        for s in ["plain", "q\"uote", "back\\slash", "nl\n\t\r", "\u{1}\u{7f}é😀", ""] {
+        for s in [
+            "plain",
+            "q\"uote",
+            "back\\slash",
+            "nl\n\t\r",
+            "\u{1}\u{7f}é😀",
+            "",
+        ] {
             let mut out = String::from("\"");
             push_json_str(&mut out, s);
             out.push('"');

@@ -105,7 +105,10 @@ pub(crate) fn swap_pcm16(ctx: &Ctx<'_>, bytes: &mut [u8]) -> Result<(), DecodeEr
     if !bytes.len().is_multiple_of(2) {
         return Err(ctx.invalid(
             "media.payload",
-            format!("{} bytes of 16-bit audio is not a whole number of samples", bytes.len()),
+            format!(
+                "{} bytes of 16-bit audio is not a whole number of samples",
+                bytes.len()
+            ),
         ));
     }
     for pair in bytes.chunks_exact_mut(2) {
@@ -145,7 +148,9 @@ pub(crate) fn custom_object(
 /// `stop`: the carrier's reason, when it gives one.
 pub(crate) fn decode_stop(ctx: &Ctx<'_>, top: Obj<'_>) -> Result<Decoded, DecodeError> {
     let reason = match top.obj(ctx, &["stop"], "stop")? {
-        Some(stop) => stop.str(ctx, &["reason"], "stop.reason")?.map(str::to_owned),
+        Some(stop) => stop
+            .str(ctx, &["reason"], "stop.reason")?
+            .map(str::to_owned),
         None => None,
     };
     Ok(Decoded::Event(CallEvent::Stop(Stop { reason })))

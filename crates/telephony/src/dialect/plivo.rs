@@ -63,7 +63,10 @@ fn decode_start(ctx: &Ctx<'_>, top: Obj<'_>) -> Result<CallInfo, DecodeError> {
                         continue;
                     }
                     let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                    custom.insert(key.trim().to_owned(), Value::String(value.trim().to_owned()));
+                    custom.insert(
+                        key.trim().to_owned(),
+                        Value::String(value.trim().to_owned()),
+                    );
                 }
             }
             Value::Object(map) => {

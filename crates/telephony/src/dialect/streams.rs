@@ -95,7 +95,9 @@ pub(crate) fn decode(
 ) -> Result<Decoded, DecodeError> {
     match ctx.event {
         "connected" => Ok(Decoded::Event(CallEvent::Connected)),
-        "start" => decode_start(config, ctx, top).map(|info| Decoded::Event(CallEvent::Start(info))),
+        "start" => {
+            decode_start(config, ctx, top).map(|info| Decoded::Event(CallEvent::Start(info)))
+        }
         "dtmf" => decode_dtmf(ctx, top),
         "mark" => decode_mark(ctx, top),
         "clear" => Ok(Decoded::Event(CallEvent::Clear)),

@@ -54,7 +54,10 @@ fn decode_start(ctx: &Ctx<'_>, top: Obj<'_>) -> Result<CallInfo, DecodeError> {
             for item in items {
                 let pair = item.as_object().and_then(|o| {
                     let name = o.get("name")?.as_str()?;
-                    Some((name.to_owned(), o.get("value").cloned().unwrap_or(Value::Null)))
+                    Some((
+                        name.to_owned(),
+                        o.get("value").cloned().unwrap_or(Value::Null),
+                    ))
                 });
                 let Some((name, value)) = pair else {
                     return Err(ctx.invalid(
@@ -73,7 +76,9 @@ fn decode_start(ctx: &Ctx<'_>, top: Obj<'_>) -> Result<CallInfo, DecodeError> {
         stream_id: stream_id.map(str::to_owned),
         from: start.str(ctx, &["from"], "start.from")?.map(str::to_owned),
         to: start.str(ctx, &["to"], "start.to")?.map(str::to_owned),
-        account: start.id(ctx, &["user_id"], "start.user_id")?.map(str::to_owned),
+        account: start
+            .id(ctx, &["user_id"], "start.user_id")?
+            .map(str::to_owned),
         direction: start
             .str(ctx, &["direction"], "start.direction")?
             .map(str::to_owned),

@@ -106,10 +106,7 @@ fn vonage_format(ctx: &Ctx<'_>, content_type: &str) -> Result<AudioFormat, Decod
         .ok_or_else(|| {
             ctx.invalid(
                 "content-type",
-                format!(
-                    "rate {:?}: expected 8000, 16000 or 24000",
-                    wire::clip(rate)
-                ),
+                format!("rate {:?}: expected 8000, 16000 or 24000", wire::clip(rate)),
             )
         })
 }
