@@ -1,6 +1,8 @@
 //! Encoding bot commands into each dialect's frames. Media JSON is written straight
 //! into one pre-sized `String`; no intermediate value tree.
 
+use std::fmt::Write as _;
+
 use bytes::Bytes;
 use voxline_audio::{AudioFormat, Encoding, FrameSize};
 
@@ -212,8 +214,8 @@ fn media_json(id_key: &str, id: Option<&str>, audio: &[u8], chunk: Option<u64>) 
     push_base64(&mut s, audio);
     s.push('"');
     if let Some(chunk) = chunk {
-        s.push_str(",\"chunk\":");
-        s.push_str(&chunk.to_string());
+        // Writing to a String cannot fail.
+        let _ = write!(s, ",\"chunk\":{chunk}");
     }
     s.push_str("}}");
     s
@@ -229,9 +231,7 @@ fn plivo_play_json(format: AudioFormat, audio: &[u8]) -> String {
     let mut s = String::with_capacity(96 + base64_len(audio.len()));
     s.push_str("{\"event\":\"playAudio\",\"media\":{\"contentType\":\"");
     s.push_str(content_type);
-    s.push_str("\",\"sampleRate\":");
-    s.push_str(&format.sample_rate.to_string());
-    s.push_str(",\"payload\":\"");
+    let _ = write!(s, "\",\"sampleRate\":{},\"payload\":\"", format.sample_rate);
     push_base64(&mut s, audio);
     s.push_str("\"}}");
     s
