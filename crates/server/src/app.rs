@@ -186,7 +186,7 @@ async fn carrier_socket(
     };
     let hint = ConnectionHint {
         dialect: detect::from_url(uri.path(), uri.query()),
-        url_sample_rate: uri.query().and_then(url_sample_rate),
+        url_sample_rate: uri.query().and_then(detect::url_sample_rate),
     };
     let config = &server.shared.config;
     let shared = Arc::clone(&server.shared);
@@ -280,16 +280,6 @@ async fn events(
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::default())
-}
-
-/// Exotel's `sample-rate` (or `sample_rate`) query parameter, when it is a number.
-fn url_sample_rate(query: &str) -> Option<u32> {
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=')?;
-        matches!(key, "sample-rate" | "sample_rate")
-            .then(|| value.parse().ok())
-            .flatten()
-    })
 }
 
 /// Completes on ctrl-c or SIGTERM.
