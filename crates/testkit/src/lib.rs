@@ -1,1 +1,20 @@
-//! Test infrastructure for Voxline: the call simulator.
+//! Test infrastructure for Voxline.
+//!
+//! [`callsim`] is the carrier's side of a phone call: it opens the WebSocket a
+//! telephony carrier (Exotel, Tata Smartflo, Twilio, Plivo, Telnyx, Vonage) opens to a
+//! voice-agent server, speaks that carrier's dialect exactly, streams the caller's
+//! audio in real time, plays what the bot sends on the carrier's own clock, and
+//! reports what the caller would have heard, how long the bot took to answer and every
+//! protocol mistake the bot made. It drives integration tests
+//! ([`callsim::run_scenario`]), demos ([`callsim::call`]) and load tests
+//! ([`callsim::load`]); the `callsim` binary is a thin command-line wrapper.
+//!
+//! The dialect code here is written from the carriers' documentation
+//! (`../shared/specs/telephony.md`), independently of `voxline-telephony`, so a field
+//! the server spells wrongly fails a test instead of passing on both sides.
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)
+)]
+
+pub mod callsim;
