@@ -167,6 +167,12 @@ impl Session {
     /// else through a parsed object.
     fn decode_json(&self, text: &str) -> Result<Decoded, DecodeError> {
         let dialect = self.config.dialect;
+        if !text.trim_start().starts_with('{') {
+            // Not an object: let the parser say what it is (or where it broke).
+            return Err(wire::parse_object(dialect, text)
+                .err()
+                .unwrap_or_else(|| wire::json_error_text(dialect, "expected a JSON object")));
+        }
         let envelope: Envelope<'_> =
             serde_json::from_str(text).map_err(|e| wire::json_error(dialect, &e))?;
         let event = wire::event_name(dialect, envelope.event.as_ref().map(View::of_scalar))?;

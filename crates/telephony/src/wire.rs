@@ -497,6 +497,13 @@ pub(crate) fn parse_object(
     }
 }
 
+pub(crate) fn json_error_text(dialect: Dialect, detail: &str) -> DecodeError {
+    DecodeError::Json {
+        dialect,
+        detail: detail.to_owned(),
+    }
+}
+
 pub(crate) fn json_error(dialect: Dialect, e: &serde_json::Error) -> DecodeError {
     DecodeError::Json {
         dialect,

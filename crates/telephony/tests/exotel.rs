@@ -592,3 +592,26 @@ fn close_frames_are_ignored() {
         })
     );
 }
+
+#[test]
+fn json_errors_say_what_was_found() {
+    let mut s = session(Dialect::Exotel);
+    for (bad, says) in [
+        ("[1]", "expected an object, found an array"),
+        ("\"media\"", "expected an object, found a string"),
+        ("", "EOF"),
+        ("{\"event\":", "EOF"),
+        (
+            "{\"event\":\"media\",\"event\":\"x\"}",
+            "duplicate field `event`",
+        ),
+    ] {
+        let e = s.decode(&text(bad)).expect_err("refused");
+        assert!(e.to_string().contains(says), "{bad:?}: {e}");
+        assert!(
+            e.to_string()
+                .starts_with("exotel: frame is not a JSON object"),
+            "{e}"
+        );
+    }
+}
