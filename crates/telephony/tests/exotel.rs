@@ -340,11 +340,17 @@ fn custom_parameters_as_a_json_string() {
         r#"{"event":"start","start":{"stream_sid":"MZ1","call_sid":"CA1","custom_parameters":""}}"#,
     );
     assert!(info.custom.is_empty());
-    let e = refuse(
+    // Not JSON: `k=v` pairs are read as such, anything else kept whole; the call starts.
+    let info = start(
         &mut s,
-        r#"{"event":"start","start":{"stream_sid":"MZ1","call_sid":"CA1","custom_parameters":"k=v"}}"#,
+        r#"{"event":"start","start":{"stream_sid":"MZ1","call_sid":"CA1","custom_parameters":"k=v&lead=7"}}"#,
     );
-    assert!(is_invalid(&e, "start.custom_parameters"), "{e}");
+    assert_eq!(json!(info.custom), json!({"k": "v", "lead": "7"}));
+    let info = start(
+        &mut s,
+        r#"{"event":"start","start":{"stream_sid":"MZ1","call_sid":"CA1","custom_parameters":"just text"}}"#,
+    );
+    assert_eq!(json!(info.custom), json!({"raw": "just text"}));
 }
 
 #[test]

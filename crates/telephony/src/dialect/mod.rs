@@ -128,12 +128,11 @@ pub(crate) fn custom_object(
         None | Some(Value::Null) => Ok(Map::new()),
         Some(Value::Object(map)) => Ok(map.clone()),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(Map::new()),
+        // A string: a JSON object, or `k=v` pairs (`&` or `;`); anything else is kept
+        // whole under `raw`. Refusing the `start` would lose the call over a label.
         Some(Value::String(s)) => match serde_json::from_str::<Value>(s) {
             Ok(Value::Object(map)) => Ok(map),
-            _ => Err(ctx.invalid(
-                field,
-                format!("a string that is not a JSON object: {:?}", wire::clip(s)),
-            )),
+            _ => Ok(pairs_or_raw(s)),
         },
         Some(other) => Err(ctx.invalid(
             field,
@@ -143,6 +142,24 @@ pub(crate) fn custom_object(
             ),
         )),
     }
+}
+
+/// `k=v` pairs separated by `&` or `;`, or `{"raw": s}` when `s` is not that.
+fn pairs_or_raw(s: &str) -> Map<String, Value> {
+    let mut map = Map::new();
+    for pair in s.split(['&', ';']).filter(|p| !p.trim().is_empty()) {
+        match pair.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => {
+                map.insert(k.trim().to_owned(), Value::String(v.trim().to_owned()));
+            }
+            _ => {
+                let mut raw = Map::new();
+                raw.insert("raw".to_owned(), Value::String(s.to_owned()));
+                return raw;
+            }
+        }
+    }
+    map
 }
 
 /// `stop`: the carrier's reason, when it gives one.
