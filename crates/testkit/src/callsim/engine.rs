@@ -179,6 +179,8 @@ struct Call {
     encode_buf: Vec<u8>,
     b64_buf: String,
     marks: Vec<MarkRecord>,
+    /// Marks already matched by a `wait_for_mark` step.
+    claimed: Vec<bool>,
     pending: VecDeque<PendingMark>,
     clears: Vec<ClearRecord>,
     cleared_samples: u64,
@@ -243,6 +245,7 @@ impl Call {
             encode_buf: Vec::with_capacity(frame_samples * 2),
             b64_buf: String::new(),
             marks: Vec::new(),
+            claimed: Vec::new(),
             pending: VecDeque::new(),
             clears: Vec::new(),
             cleared_samples: 0,
@@ -289,6 +292,11 @@ impl Call {
     async fn run(&mut self, ws: &mut Socket) {
         loop {
             let now = Instant::now();
+            // Steps first, so audio queued by a step that starts now goes out in the
+            // frame due now; then again below, to see what the frames and marks did.
+            if let Err(e) = self.run_steps(ws, now).await {
+                self.fail_connection(now, &e);
+            }
             if let Err(e) = self.send_due_frames(ws, now).await {
                 self.fail_connection(now, &e);
             }
@@ -513,6 +521,7 @@ impl Call {
                 self.playout.advance(pos);
                 let due = self.playout.play_end().max(pos);
                 let index = self.marks.len();
+                self.claimed.push(false);
                 self.marks.push(MarkRecord {
                     name,
                     sent_at_ms: self.ms(pos),
@@ -623,6 +632,13 @@ impl Call {
                     return Ok(());
                 }
                 Some((outcome, detail)) => {
+                    if outcome == StepOutcome::Passed
+                        && let Some(Action::Other(Step::WaitForMark { name, .. })) =
+                            self.actions.get(self.current)
+                        && let Some(i) = self.unclaimed_mark(name.as_deref())
+                    {
+                        self.claimed[i] = true;
+                    }
                     self.finish_step(now, outcome, detail);
                     if outcome == StepOutcome::Failed && self.stop_on_failure {
                         // Skip the rest and hang up now.
@@ -633,6 +649,16 @@ impl Call {
                 }
             }
         }
+    }
+
+    /// The first echoed mark (named `name`, if given) that no earlier `wait_for_mark`
+    /// step has claimed.
+    fn unclaimed_mark(&self, name: Option<&str>) -> Option<usize> {
+        self.marks.iter().enumerate().position(|(i, m)| {
+            !self.claimed.get(i).copied().unwrap_or(false)
+                && m.echoed_at_ms.is_some()
+                && name.is_none_or(|n| n == m.name)
+        })
     }
 
     fn ended_detail(&self) -> String {
@@ -740,26 +766,28 @@ impl Call {
                         None => None,
                     }
                 }
-                Step::WaitForMark { within, name } => {
-                    let found = self.marks.iter().find(|m| {
-                        m.echoed_at_ms.is_some_and(|t| t >= start_ms)
-                            && name.as_ref().is_none_or(|n| *n == m.name)
-                    });
-                    match found {
-                        Some(m) => pass(format!(
-                            "mark {:?} echoed at {:.0} ms ({:?})",
+                Step::WaitForMark { within, name } => match self.unclaimed_mark(name.as_deref()) {
+                    Some(m) => {
+                        let m = &self.marks[m];
+                        let at = m.echoed_at_ms.unwrap_or_default();
+                        pass(format!(
+                            "mark {:?} echoed at {at:.0} ms ({:?}){}",
                             m.name,
-                            m.echoed_at_ms.unwrap_or_default(),
-                            m.outcome
-                        )),
-                        None if elapsed >= *within => fail(format!(
-                            "no mark{} echoed within {} ms",
-                            name.as_ref().map(|n| format!(" {n:?}")).unwrap_or_default(),
-                            within.as_millis()
-                        )),
-                        None => None,
+                            m.outcome,
+                            if at < start_ms {
+                                ", before the step started"
+                            } else {
+                                ""
+                            }
+                        ))
                     }
-                }
+                    None if elapsed >= *within => fail(format!(
+                        "no mark{} echoed within {} ms",
+                        name.as_ref().map(|n| format!(" {n:?}")).unwrap_or_default(),
+                        within.as_millis()
+                    )),
+                    None => None,
+                },
                 Step::WaitUntilQuiet { within, quiet } => {
                     let quiet_pos = self.playout.play_end() + samples_in(*quiet, self.rate) as u64;
                     if !self.playout.is_playing(pos) && pos >= quiet_pos {

@@ -220,8 +220,12 @@ impl Inbound {
             Some("clear") => out.action = Some(BotAction::Clear),
             Some("notify") => {
                 let payload = obj.get("payload").cloned().unwrap_or(Value::Null);
+                let name = match payload.get("name").and_then(Value::as_str) {
+                    Some(name) => name.to_owned(),
+                    None => payload.to_string(),
+                };
                 out.action = Some(BotAction::Mark {
-                    name: payload.to_string(),
+                    name,
                     payload: Some(payload),
                 });
             }

@@ -76,7 +76,8 @@ pub enum MarkOutcome {
 /// A mark the bot sent and what the carrier did with it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MarkRecord {
-    /// The mark's name (Vonage: the notify payload as JSON).
+    /// The mark's name (Vonage: the notify payload's `name` field if it has a string
+    /// one, else the whole payload as JSON).
     pub name: String,
     /// When the bot sent it (arrival), in ms on the call's timeline.
     pub sent_at_ms: f64,

@@ -74,8 +74,10 @@ pub enum Step {
         /// The limit.
         within: Duration,
     },
-    /// Pass when a mark (Plivo checkpoint, Vonage notify) is echoed at or after the
-    /// step's start, optionally one with this name; fail after `within`.
+    /// Pass when a mark (Plivo checkpoint, Vonage notify), optionally one with this
+    /// name, has been echoed and not yet matched by an earlier `WaitForMark` step
+    /// (echoes are taken in order, so one that came during an earlier step still
+    /// counts); fail after `within`.
     WaitForMark {
         /// The limit.
         within: Duration,
