@@ -883,7 +883,7 @@ impl Call {
         let deadline = tokio::time::Instant::now() + self.options.close_timeout;
         while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, ws.next()).await {
             match message {
-                Message::Text(_) | Message::Binary(_) => self.frames.received += 1,
+                Message::Text(_) | Message::Binary(_) => self.frames.after_hangup += 1,
                 Message::Close(_) => break,
                 _ => {}
             }
@@ -891,9 +891,12 @@ impl Call {
     }
 
     fn finish(mut self, mut detector: TurnDetector) -> (CallReport, Vec<StepReport>) {
+        // The timeline runs to the end of the last caller frame sent; nothing plays
+        // after the hang-up.
         let sent_len = self.sent.len() as u64;
         let end = self.end_pos.max(sent_len);
-        let heard = self.playout.finish(end);
+        let mut heard = self.playout.finish(self.end_pos.min(end));
+        heard.resize(end as usize, 0);
         let mut sent = std::mem::take(&mut self.sent);
         sent.resize(end as usize, 0);
 

@@ -143,6 +143,8 @@ pub struct FrameCounts {
     pub marks_received: u64,
     /// Of those, clears.
     pub clears_received: u64,
+    /// Frames that arrived after the call ended (not counted above, not checked).
+    pub after_hangup: u64,
 }
 
 /// How the call ended.
@@ -301,14 +303,15 @@ impl fmt::Display for CallReport {
         let fr = &self.frames;
         writeln!(
             f,
-            "  frames             sent {} media ({} late) + {} other, received {} ({} audio, {} marks, {} clears)",
+            "  frames             sent {} media ({} late) + {} other, received {} ({} audio, {} marks, {} clears) + {} after the end",
             fr.media_sent,
             fr.media_late,
             fr.other_sent,
             fr.received,
             fr.media_received,
             fr.marks_received,
-            fr.clears_received
+            fr.clears_received,
+            fr.after_hangup
         )?;
         if self.turns.is_empty() {
             writeln!(f, "  turns              none detected in the caller audio")?;
