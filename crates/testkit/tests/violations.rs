@@ -189,3 +189,21 @@ async fn a_correct_echo_bot_is_clean_in_every_dialect() {
         assert!(report.bot_audio_ms > 250.0, "{dialect}: {report}");
     }
 }
+
+#[tokio::test]
+async fn more_than_five_minutes_of_queued_audio_is_dropped_with_a_warning() {
+    let report = call_with(Dialect::Twilio, |sid| {
+        (0..305)
+            .map(|_| media(Dialect::Twilio, sid, &[0x55; 8000], 8000))
+            .collect()
+    })
+    .await;
+    assert!(report.is_clean(), "{report}");
+    let overflow: Vec<_> = report
+        .warnings
+        .iter()
+        .filter(|w| w.kind == ViolationKind::BufferOverflow)
+        .collect();
+    assert_eq!(overflow.len(), 1, "reported once");
+    assert_eq!(report.frames.media_received, 305);
+}

@@ -156,6 +156,24 @@ fn percent_decode(s: &str) -> Vec<u8> {
     out
 }
 
+/// How long a send may wait for the server to take the data.
+pub(crate) const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Runs a socket operation with [`SEND_TIMEOUT`], so a server that stops reading ends
+/// the call with an error instead of hanging it.
+pub(crate) async fn timed<T>(
+    fut: impl std::future::Future<Output = Result<T, tokio_tungstenite::tungstenite::Error>>,
+) -> Result<T, String> {
+    match tokio::time::timeout(SEND_TIMEOUT, fut).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err(format!(
+            "sending timed out after {} s: the server is not reading",
+            SEND_TIMEOUT.as_secs()
+        )),
+    }
+}
+
 /// Connects and upgrades; returns the socket and how long it took.
 pub(crate) async fn connect(
     target: &Target,

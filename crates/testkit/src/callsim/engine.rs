@@ -26,13 +26,16 @@ use crate::callsim::options::{CallOptions, TurnVad, samples_in};
 use crate::callsim::playout::Playout;
 use crate::callsim::report::{
     CallEnd, CallReport, ClearRecord, FrameCounts, MarkOutcome, MarkRecord, PlaybackGap,
-    TurnLatency, Violation,
+    TurnLatency, Violation, ViolationKind,
 };
 use crate::callsim::scenario::{Step, StepOutcome, StepReport};
 use crate::callsim::wire::Wire;
 
 /// WebSocket buffers for a single call.
 const CALL_BUFFER: usize = 8 * 1024;
+
+/// The most unplayed bot audio the carrier-side buffer holds.
+const MAX_QUEUED: Duration = Duration::from_secs(300);
 
 /// A step with its audio loaded and converted to the line rate.
 #[derive(Debug)]
@@ -193,6 +196,7 @@ struct Call {
     running: Option<Running>,
     stop_on_failure: bool,
     hangup_at: Option<Instant>,
+    overflowed: bool,
     end: Option<CallEnd>,
     end_pos: u64,
 }
@@ -258,6 +262,7 @@ impl Call {
             running: None,
             stop_on_failure,
             hangup_at: None,
+            overflowed: false,
             end: None,
             end_pos: 0,
             options,
@@ -274,7 +279,10 @@ impl Call {
     fn instant_of(&self, pos: u64) -> Instant {
         let rate = u128::from(self.rate.max(1));
         let nanos = (u128::from(pos) * 1_000_000_000).div_ceil(rate);
-        self.t0 + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+        let offset = Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX));
+        self.t0
+            .checked_add(offset)
+            .unwrap_or_else(|| self.t0 + Duration::from_secs(365 * 86_400))
     }
 
     fn ms(&self, pos: u64) -> f64 {
@@ -388,11 +396,7 @@ impl Call {
     }
 
     /// Sends every caller frame that is due at `now`.
-    async fn send_due_frames(
-        &mut self,
-        ws: &mut Socket,
-        now: Instant,
-    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    async fn send_due_frames(&mut self, ws: &mut Socket, now: Instant) -> Result<(), String> {
         if self.end.is_some() {
             return Ok(());
         }
@@ -403,13 +407,13 @@ impl Call {
                 self.frames.media_late += 1;
             }
             let message = self.next_media_frame();
-            ws.feed(message).await?;
+            connect::timed(ws.feed(message)).await?;
             fed = true;
             self.frames.media_sent += 1;
             self.next_frame += 1;
         }
         if fed {
-            ws.flush().await?;
+            connect::timed(ws.flush()).await?;
         }
         Ok(())
     }
@@ -446,20 +450,12 @@ impl Call {
         }
     }
 
-    async fn send_text(
-        &mut self,
-        ws: &mut Socket,
-        text: String,
-    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    async fn send_text(&mut self, ws: &mut Socket, text: String) -> Result<(), String> {
         self.frames.other_sent += 1;
-        ws.send(Message::text(text)).await
+        connect::timed(ws.send(Message::text(text))).await
     }
 
-    async fn echo_due_marks(
-        &mut self,
-        ws: &mut Socket,
-        pos: u64,
-    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    async fn echo_due_marks(&mut self, ws: &mut Socket, pos: u64) -> Result<(), String> {
         while self.pending.front().is_some_and(|m| m.due <= pos) {
             let Some(mark) = self.pending.pop_front() else {
                 break;
@@ -478,7 +474,7 @@ impl Call {
         ws: &mut Socket,
         message: Message,
         now: Instant,
-    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    ) -> Result<(), String> {
         let parsed = match &message {
             Message::Text(text) => {
                 self.frames.received += 1;
@@ -514,7 +510,24 @@ impl Call {
             None => {}
             Some(BotAction::Audio(samples)) => {
                 self.frames.media_received += 1;
-                self.playout.enqueue(pos, samples);
+                let queued = self.playout.play_end().saturating_sub(pos);
+                let limit = samples_in(MAX_QUEUED, self.rate) as u64;
+                if queued + samples.len() as u64 > limit {
+                    if !self.overflowed {
+                        self.overflowed = true;
+                        self.warnings.push(Violation {
+                            at_ms: self.ms(pos),
+                            kind: ViolationKind::BufferOverflow,
+                            message: format!(
+                                "over {} s of bot audio queued; the excess is dropped (reported once)",
+                                MAX_QUEUED.as_secs()
+                            ),
+                            excerpt: String::new(),
+                        });
+                    }
+                } else {
+                    self.playout.enqueue(pos, samples);
+                }
             }
             Some(BotAction::Mark { name, payload }) => {
                 self.frames.marks_received += 1;
@@ -594,11 +607,7 @@ impl Call {
     }
 
     /// Starts and checks steps until one is still waiting.
-    async fn run_steps(
-        &mut self,
-        ws: &mut Socket,
-        now: Instant,
-    ) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    async fn run_steps(&mut self, ws: &mut Socket, now: Instant) -> Result<(), String> {
         loop {
             if self.current >= self.actions.len() {
                 if self.hangup_at.is_none() {
@@ -695,7 +704,7 @@ impl Call {
         ws: &mut Socket,
         now: Instant,
         pos: u64,
-    ) -> Result<Running, tokio_tungstenite::tungstenite::Error> {
+    ) -> Result<Running, String> {
         let mut run = Running {
             started: now,
             start_pos: pos,
@@ -866,14 +875,14 @@ impl Call {
         self.end = Some(CallEnd::Callsim {
             at_ms: self.ms_at(now),
         });
-        let _ = ws.close(None).await;
+        let _ = connect::timed(ws.close(None)).await;
         self.drain(ws).await;
     }
 
     /// After the server closed or the connection failed: finish the close handshake.
     async fn after_server_end(&mut self, ws: &mut Socket) {
         if matches!(self.end, Some(CallEnd::Server { .. })) {
-            let _ = ws.close(None).await;
+            let _ = connect::timed(ws.close(None)).await;
             self.drain(ws).await;
         }
     }

@@ -475,12 +475,11 @@ async fn one_call(shared: Arc<Shared>, start_at: Instant) -> CallStats {
     );
     let mut result = async {
         for frame in wire.opening() {
-            ws.feed(Message::text(frame)).await?;
+            connect::timed(ws.feed(Message::text(frame))).await?;
         }
-        ws.flush().await
+        connect::timed(ws.flush()).await
     }
-    .await
-    .map_err(|e| e.to_string());
+    .await;
     if result.is_ok() {
         stats.connected = true;
         result = stream(&shared, &mut ws, &mut wire, &mut stats).await;
@@ -491,9 +490,9 @@ async fn one_call(shared: Arc<Shared>, start_at: Instant) -> CallStats {
     }
     // Hang up as the carrier does.
     if let Some(stop) = wire.stop() {
-        let _ = ws.send(Message::text(stop)).await;
+        let _ = connect::timed(ws.send(Message::text(stop))).await;
     }
-    let _ = ws.close(None).await;
+    let _ = connect::timed(ws.close(None)).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(1);
     while let Ok(Some(Ok(message))) = tokio::time::timeout_at(deadline, ws.next()).await {
         if message.is_close() {
@@ -564,17 +563,17 @@ async fn stream(
                 Message::text(wire.media(&b64))
             };
             ring[(counter as usize) % RING] = (counter, Instant::now());
-            if let Err(e) = ws.feed(message).await {
-                break_with_error(&e);
-                return Err(e.to_string());
+            if let Err(e) = connect::timed(ws.feed(message)).await {
+                tracing::debug!(error = %e, "load call failed while sending");
+                return Err(e);
             }
             fed = true;
             n += 1;
             stats.sent += 1;
             last_sent = Instant::now();
         }
-        if fed && let Err(e) = ws.flush().await {
-            return Err(e.to_string());
+        if fed && let Err(e) = connect::timed(ws.flush()).await {
+            return Err(e);
         }
         if n >= total {
             let until = *drain_until.get_or_insert(last_sent + shared.options.drain);
@@ -618,10 +617,6 @@ async fn stream(
     flush_batch(&mut batch);
     stats.sending_time = last_sent.saturating_duration_since(t0) + frame;
     outcome
-}
-
-fn break_with_error(e: &tokio_tungstenite::tungstenite::Error) {
-    tracing::debug!(error = %e, "load call failed while sending");
 }
 
 fn match_echo(

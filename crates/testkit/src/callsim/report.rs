@@ -44,6 +44,9 @@ pub enum ViolationKind {
     WrongFrameType,
     /// A mark (or checkpoint) without a name.
     EmptyMarkName,
+    /// More bot audio queued than callsim's playout buffer holds (five minutes); the
+    /// excess is dropped. Reported once, as a warning.
+    BufferOverflow,
 }
 
 /// One protocol mistake, with the frame that made it.
