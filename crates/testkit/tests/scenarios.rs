@@ -192,8 +192,10 @@ async fn a_blocking_play_takes_as_long_as_its_audio() {
     .expect("scenario runs");
     assert!(report.passed(), "{report}");
     // The 16 kHz audio was resampled to the line's 8 kHz; play and silence are sent in
-    // 20 ms frames, so the call lasts exactly 800 ms of audio.
-    assert_eq!(report.call.frames.media_sent, 40);
+    // 20 ms frames, so the call carries 800 ms of audio (and a silence frame more
+    // only if the machine stalled past the next frame's time).
+    let frames = report.call.frames.media_sent;
+    assert!((40..=41).contains(&frames), "{frames}");
     assert!(rms(&report.call.sent[..4800]) > 1000.0);
     assert!(report.call.sent[4800..].iter().all(|&s| s == 0));
 }
