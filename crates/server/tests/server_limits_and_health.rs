@@ -202,3 +202,146 @@ async fn shutdown_drains_then_closes_live_calls() {
         .expect("join")
         .expect("serve");
 }
+
+/// Opening frames and one media frame per dialect, written from the spec by hand.
+fn dialect_frames(dialect: &str) -> (Vec<Message>, Message) {
+    use base64::Engine;
+    let b64 = |n: usize, byte: u8| base64::engine::general_purpose::STANDARD.encode(vec![byte; n]);
+    let text = |v: serde_json::Value| Message::text(v.to_string());
+    match dialect {
+        "exotel" => (
+            vec![
+                text(serde_json::json!({"event": "connected"})),
+                text(
+                    serde_json::json!({"event": "start", "sequence_number": "1", "stream_sid": "MZ1", "start": {
+                    "stream_sid": "MZ1", "call_sid": "CA1", "account_sid": "AC1", "from": "+911", "to": "+912",
+                    "custom_parameters": {}, "media_format": {"encoding": "audio/x-raw", "sample_rate": "8000", "bit_rate": "16"}}}),
+                ),
+            ],
+            text(
+                serde_json::json!({"event": "media", "sequence_number": "2", "stream_sid": "MZ1",
+                "media": {"chunk": "1", "timestamp": "0", "payload": b64(1600, 0)}}),
+            ),
+        ),
+        "smartflo" => (
+            vec![
+                text(serde_json::json!({"event": "connected"})),
+                text(
+                    serde_json::json!({"event": "start", "sequenceNumber": "1", "start": {
+                    "accountSid": "AC1", "streamSid": "MZ1", "callSid": "CA1", "from": "1", "to": "2", "direction": "outbound",
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "bitRate": 64, "bitDepth": 8},
+                    "customParameters": {}}}),
+                ),
+            ],
+            text(serde_json::json!({"event": "media", "streamSid": "MZ1",
+                "media": {"chunk": "1", "timestamp": "0", "payload": b64(800, 0xFF)}})),
+        ),
+        "twilio" => (
+            vec![
+                text(
+                    serde_json::json!({"event": "connected", "protocol": "Call", "version": "1.0.0"}),
+                ),
+                text(
+                    serde_json::json!({"event": "start", "sequenceNumber": "1", "streamSid": "MZ1", "start": {
+                    "accountSid": "AC1", "streamSid": "MZ1", "callSid": "CA1", "tracks": ["inbound"], "customParameters": {},
+                    "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000, "channels": 1}}}),
+                ),
+            ],
+            text(
+                serde_json::json!({"event": "media", "sequenceNumber": "2", "streamSid": "MZ1",
+                "media": {"track": "inbound", "chunk": "1", "timestamp": "0", "payload": b64(160, 0xFF)}}),
+            ),
+        ),
+        "plivo" => (
+            vec![text(
+                serde_json::json!({"event": "start", "sequenceNumber": 1, "start": {
+                "callId": "c1", "streamId": "s1", "accountId": "MA1", "tracks": ["inbound"],
+                "mediaFormat": {"encoding": "audio/x-mulaw", "sampleRate": 8000}}, "extra_headers": "a=1"}),
+            )],
+            text(
+                serde_json::json!({"event": "media", "sequenceNumber": 2, "streamId": "s1",
+                "media": {"track": "inbound", "timestamp": "0", "chunk": 1, "payload": b64(160, 0xFF)}}),
+            ),
+        ),
+        "telnyx" => (
+            vec![
+                text(serde_json::json!({"event": "connected", "version": "1.0.0"})),
+                text(
+                    serde_json::json!({"event": "start", "sequence_number": "1", "stream_id": "st1", "start": {
+                    "user_id": "u1", "call_control_id": "v3:c1", "call_session_id": "cs1", "from": "+1", "to": "+2",
+                    "media_format": {"encoding": "PCMU", "sample_rate": 8000, "channels": 1}}}),
+                ),
+            ],
+            text(
+                serde_json::json!({"event": "media", "sequence_number": "2", "stream_id": "st1",
+                "media": {"track": "inbound", "chunk": "1", "timestamp": "0", "payload": b64(160, 0xFF)}}),
+            ),
+        ),
+        _ => (
+            vec![text(
+                serde_json::json!({"event": "websocket:connected", "content-type": "audio/l16;rate=16000"}),
+            )],
+            Message::binary(vec![0u8; 640]),
+        ),
+    }
+}
+
+#[tokio::test]
+async fn malformed_frames_in_every_dialect_are_counted_and_skipped() {
+    let server = TestServer::start(ServerConfig::default(), EchoFactory::immediate()).await;
+    for dialect in ["exotel", "smartflo", "twilio", "plivo", "telnyx", "vonage"] {
+        let (opening, media) = dialect_frames(dialect);
+        let (mut socket, _) = tokio_tungstenite::connect_async(server.ws_url("/ws"))
+            .await
+            .expect("upgrade");
+        for frame in opening {
+            socket.send(frame).await.expect("send");
+        }
+        let mut bad = vec![
+            Message::text("not json at all"),
+            Message::text(r#"{"event":"media","#),
+        ];
+        if dialect != "vonage" {
+            // Valid JSON whose audio is not base64.
+            let mut broken = match &media {
+                Message::Text(t) => {
+                    serde_json::from_str::<serde_json::Value>(t.as_str()).expect("json")
+                }
+                _ => unreachable!("JSON dialects send text media"),
+            };
+            broken["media"]["payload"] = serde_json::Value::String("%%% not base64 %%%".into());
+            bad.push(Message::text(broken.to_string()));
+        }
+        let expected_errors = bad.len() as f64;
+        for frame in bad {
+            socket.send(frame).await.expect("send");
+        }
+        socket.send(media.clone()).await.expect("send");
+        // The call goes on: the good frame comes back.
+        let echoed = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(Ok(message)) = socket.next().await {
+                match message {
+                    Message::Binary(data) => return data.len() == 640,
+                    Message::Text(text) => {
+                        return text.as_str().contains("media")
+                            || text.as_str().contains("playAudio");
+                    }
+                    _ => {}
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        assert!(
+            echoed,
+            "{dialect}: the call did not go on after malformed frames"
+        );
+        let (_, metrics) = get(server.addr, "/metrics").await;
+        let errors = metric(
+            &metrics,
+            &format!(r#"voxline_decode_errors_total{{dialect="{dialect}"}}"#),
+        );
+        assert_eq!(errors, Some(expected_errors), "{dialect}:\n{metrics}");
+    }
+}

@@ -178,6 +178,8 @@ struct Call {
     queued_total: u64,
     consumed_total: u64,
     sent: Vec<i16>,
+    /// Every bot audio payload, decoded, in arrival order.
+    received: Vec<i16>,
     frame_buf: Vec<i16>,
     encode_buf: Vec<u8>,
     b64_buf: String,
@@ -245,6 +247,7 @@ impl Call {
             queued_total: 0,
             consumed_total: 0,
             sent: Vec::new(),
+            received: Vec::new(),
             frame_buf: Vec::with_capacity(frame_samples),
             encode_buf: Vec::with_capacity(frame_samples * 2),
             b64_buf: String::new(),
@@ -510,6 +513,7 @@ impl Call {
             None => {}
             Some(BotAction::Audio(samples)) => {
                 self.frames.media_received += 1;
+                self.received.extend_from_slice(&samples);
                 let queued = self.playout.play_end().saturating_sub(pos);
                 let limit = samples_in(MAX_QUEUED, self.rate) as u64;
                 if queued + samples.len() as u64 > limit {
@@ -975,6 +979,7 @@ impl Call {
             end: end_reason,
             heard,
             sent,
+            received: std::mem::take(&mut self.received),
         };
         (report, self.steps)
     }

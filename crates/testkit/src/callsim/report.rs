@@ -234,6 +234,11 @@ pub struct CallReport {
     /// after the codec, exactly what the server receives). Not serialized.
     #[serde(skip)]
     pub sent: Vec<i16>,
+    /// Every piece of bot audio, decoded to PCM16 at `sample_rate`, concatenated in
+    /// arrival order without the gaps of the playout clock (what the bot sent, as
+    /// opposed to what was heard). Not serialized.
+    #[serde(skip)]
+    pub received: Vec<i16>,
 }
 
 impl CallReport {
