@@ -138,6 +138,13 @@ fn secs(value: f64, name: &str) -> Result<Duration> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The library's warnings (protocol oddities, reconnects) on stderr; RUST_LOG to tune.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
         Err(e) => {
