@@ -8,6 +8,9 @@
 //!   installs the missing ones with apt-get when running as root.
 //! - `models [dir]`: fetches the Silero VAD model (`silero-vad` 6.2.3 from PyPI, with
 //!   pip) into `dir` (default `models/`), for `voxline-vad`'s `silero` feature.
+//! - `load [--quick]`: the `callsim load` sweep against `echo-bot --immediate-echo`,
+//!   server pinned to CPU 0 and callsim to CPU 1, printing the table for
+//!   `docs/benchmarks.md`.
 //! - `fuzz [seconds]`: runs every cargo-fuzz target in `fuzz/` for that long (default
 //!   60 s each); needs a nightly toolchain and `cargo install cargo-fuzz`.
 
@@ -17,6 +20,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, Result, bail};
+
+mod load;
 
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -31,6 +36,7 @@ fn main() -> Result<()> {
         Some("bench") => bench(&args[1..]),
         Some("deps") => deps(),
         Some("fuzz") => fuzz(args.get(1).map(String::as_str).unwrap_or("60")),
+        Some("load") => load::sweep(args.get(1).is_some_and(|a| a == "--quick")),
         Some("models") => models(Path::new(
             args.get(1).map(String::as_str).unwrap_or("models"),
         )),
@@ -43,6 +49,7 @@ fn main() -> Result<()> {
                  bench   every criterion benchmark (extra arguments go to criterion)\n  \
                  deps    check and install the system packages the tests need\n  \
                  fuzz    run every fuzz target for N seconds (default 60; needs nightly and cargo-fuzz)\n  \
+                 load    callsim load sweep against echo-bot --immediate-echo (taskset; --quick for a short run)\n  \
                  models  fetch the Silero VAD model into a folder (default models/; needs python3 and pip)"
             );
             bail!("no command given");
