@@ -13,6 +13,7 @@ use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use futures_util::stream::{self, Stream};
 use prometheus_client::registry::Registry;
 use serde::Deserialize;
@@ -120,6 +121,12 @@ impl Server {
     ) -> std::io::Result<()> {
         let drain = self.clone();
         let app = self.router();
+        // Media frames are small and latency-bound: no Nagle delay behind an unacked one.
+        let listener = listener.tap_io(|tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "cannot set TCP_NODELAY");
+            }
+        });
         axum::serve(listener, app)
             .with_graceful_shutdown(async move {
                 shutdown.await;
