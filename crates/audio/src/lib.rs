@@ -38,6 +38,6 @@ pub mod wav;
 pub use error::AudioError;
 pub use format::{AudioFormat, Encoding, ParseFormatError};
 pub use pacer::{Pacer, PacerConfig};
-pub use rechunk::{FrameSize, Rechunker};
+pub use rechunk::{FrameSize, Frames, Rechunker, SharedFrames};
 pub use resample::{MAX_PHASES, MAX_RATE, MIN_RATE, Resampler};
 pub use transcode::Transcoder;

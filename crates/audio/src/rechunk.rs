@@ -106,7 +106,8 @@ impl Rechunker {
         Ok(Self {
             size: size.validate(encoding)?,
             silence: encoding.silence_byte(),
-            buf: BytesMut::with_capacity(size.frame),
+            // Allocated on the first push: a call that never plays holds nothing.
+            buf: BytesMut::new(),
         })
     }
 
@@ -119,6 +120,17 @@ impl Rechunker {
     pub fn push(&mut self, data: &[u8]) -> Frames<'_> {
         self.buf.extend_from_slice(data);
         Frames { rechunker: self }
+    }
+
+    /// Like [`push`](Self::push), without copying: while nothing is held, whole frames
+    /// are slices of `data` itself (a reference count, not a copy), and only what is
+    /// left over is copied into the buffer. Frames the iterator does not hand out stay
+    /// buffered, as with `push`. The immediate-echo path uses this.
+    pub fn push_bytes(&mut self, data: Bytes) -> SharedFrames<'_> {
+        SharedFrames {
+            rechunker: self,
+            data,
+        }
     }
 
     /// Ends the stream: returns what is left, padded with silence to a whole number of
@@ -169,9 +181,95 @@ impl Iterator for Frames<'_> {
 
 impl ExactSizeIterator for Frames<'_> {}
 
+/// The frames from [`Rechunker::push_bytes`]; what is not taken goes into the buffer
+/// when it is dropped.
+#[must_use = "frames not taken stay buffered in the rechunker"]
+#[derive(Debug)]
+pub struct SharedFrames<'a> {
+    rechunker: &'a mut Rechunker,
+    data: Bytes,
+}
+
+impl Iterator for SharedFrames<'_> {
+    type Item = Bytes;
+
+    fn next(&mut self) -> Option<Bytes> {
+        let frame = self.rechunker.size.frame;
+        let buf = &mut self.rechunker.buf;
+        if !buf.is_empty() {
+            // Complete the held partial frame first, so the order is kept.
+            let missing = frame.saturating_sub(buf.len()).min(self.data.len());
+            buf.extend_from_slice(&self.data.split_to(missing));
+            return (buf.len() >= frame).then(|| buf.split_to(frame).freeze());
+        }
+        (self.data.len() >= frame).then(|| self.data.split_to(frame))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let n = (self.rechunker.buf.len() + self.data.len()) / self.rechunker.size.frame;
+        (n, Some(n))
+    }
+}
+
+impl ExactSizeIterator for SharedFrames<'_> {}
+
+impl Drop for SharedFrames<'_> {
+    fn drop(&mut self) {
+        if !self.data.is_empty() {
+            self.rechunker.buf.extend_from_slice(&self.data);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn push_bytes_matches_push_and_shares_whole_frames() {
+        // The same stream cut two ways gives the same frames, in the same order.
+        let stream: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        for cuts in [
+            &[160usize, 320, 100, 60, 500, 3][..],
+            &[1, 159, 161, 480, 7],
+        ] {
+            let mut copying =
+                Rechunker::new(FrameSize::exact(160), Encoding::Mulaw).expect("valid");
+            let mut sharing =
+                Rechunker::new(FrameSize::exact(160), Encoding::Mulaw).expect("valid");
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let mut at = 0;
+            for &n in cuts.iter().cycle() {
+                if at >= stream.len() {
+                    break;
+                }
+                let piece = &stream[at..(at + n).min(stream.len())];
+                at += piece.len();
+                a.extend(copying.push(piece));
+                b.extend(sharing.push_bytes(Bytes::copy_from_slice(piece)));
+                assert_eq!(copying.buffered(), sharing.buffered());
+            }
+            assert_eq!(a, b);
+            assert_eq!(copying.flush(), sharing.flush());
+        }
+        // Whole frames from an empty buffer point into the input.
+        let mut r = Rechunker::new(FrameSize::exact(160), Encoding::Mulaw).expect("valid");
+        let input = Bytes::from(vec![1u8; 320]);
+        let frames: Vec<Bytes> = r.push_bytes(input.clone()).collect();
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].as_ptr(), input.as_ptr());
+        assert_eq!(r.buffered(), 0);
+    }
+
+    #[test]
+    fn untaken_shared_frames_stay_buffered() {
+        let mut r = Rechunker::new(FrameSize::exact(160), Encoding::Mulaw).expect("valid");
+        let first = r.push_bytes(Bytes::from(vec![3u8; 400])).next();
+        assert_eq!(first.map(|f| f.len()), Some(160));
+        assert_eq!(r.buffered(), 240);
+        assert_eq!(r.push(&[]).count(), 1);
+        assert_eq!(r.buffered(), 80);
+    }
 
     #[test]
     fn exact_frames_pad_with_the_encodings_silence() {

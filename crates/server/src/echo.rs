@@ -96,7 +96,7 @@ struct ImmediateEcho;
 impl CallHandler for ImmediateEcho {
     fn on_event(&mut self, event: CallEvent, call: &mut Call<'_>) {
         if let CallEvent::Media(chunk) = event {
-            call.send_now(&chunk.payload);
+            call.send_now(chunk.payload);
         }
     }
 }

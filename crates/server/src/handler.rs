@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use voxline_telephony::{BotCommand, CallEvent, CallInfo, Session, WsFrame};
 
 use crate::bus::{EventBus, EventKind};
@@ -101,11 +102,17 @@ impl Call<'_> {
     }
 
     /// Sends audio at once, unpaced, in the dialect's frame size (whole frames now,
-    /// the remainder with the next call). For immediate echo.
-    pub fn send_now(&mut self, audio: &[u8]) {
-        let frames: Vec<bytes::Bytes> = self.playout.frames_now(audio).collect();
-        for frame in frames {
-            self.command(&BotCommand::Play(frame));
+    /// the remainder with the next call). For immediate echo: whole frames of `audio`
+    /// go out without a copy.
+    pub fn send_now(&mut self, audio: Bytes) {
+        for frame in self.playout.frames_now(audio) {
+            encode(
+                self.session,
+                self.out,
+                self.bus,
+                self.call_id,
+                &BotCommand::Play(frame),
+            );
         }
         self.replied_now = true;
     }
@@ -140,11 +147,25 @@ impl Call<'_> {
 
     /// Encodes a command into the outgoing frames, logging what the dialect refuses.
     pub(crate) fn command(&mut self, command: &BotCommand) {
-        if let Err(e) = self.session.encode(command, self.out) {
-            tracing::warn!(error = %e, "cannot send command");
-            self.publish(EventKind::Error {
+        encode(self.session, self.out, self.bus, self.call_id, command);
+    }
+}
+
+/// Encodes `command` into `out`; a refusal is logged and published, not fatal.
+fn encode(
+    session: &mut Session,
+    out: &mut Vec<WsFrame>,
+    bus: &EventBus,
+    call_id: &Arc<str>,
+    command: &BotCommand,
+) {
+    if let Err(e) = session.encode(command, out) {
+        tracing::warn!(error = %e, "cannot send command");
+        bus.publish(
+            call_id,
+            EventKind::Error {
                 message: e.to_string(),
-            });
-        }
+            },
+        );
     }
 }

@@ -113,8 +113,8 @@ impl<C: Clock> Playout<C> {
 
     /// Audio frames ready to go at once, unpaced (immediate echo): whole frames of
     /// `audio` plus whatever was held; the remainder stays for the next call.
-    pub(crate) fn frames_now(&mut self, audio: &[u8]) -> impl Iterator<Item = Bytes> + '_ {
-        self.rechunker.push(audio)
+    pub(crate) fn frames_now(&mut self, audio: Bytes) -> impl Iterator<Item = Bytes> + '_ {
+        self.rechunker.push_bytes(audio)
     }
 
     /// Drops everything queued. Returns how many frames were dropped.
@@ -237,9 +237,9 @@ mod tests {
     fn frames_now_keeps_the_remainder() {
         let clock = ManualClock::new();
         let mut p = playout(&clock);
-        assert_eq!(p.frames_now(&[0u8; 200]).count(), 1);
+        assert_eq!(p.frames_now(Bytes::from(vec![0u8; 200])).count(), 1);
         assert_eq!(
-            p.frames_now(&[0u8; 120]).count(),
+            p.frames_now(Bytes::from(vec![0u8; 120])).count(),
             1,
             "40 held + 120 = one frame"
         );
