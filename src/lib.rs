@@ -7,7 +7,23 @@
 //! | feature | module | crate |
 //! |---|---|---|
 //! | `audio` (default) | [`audio`] | `voxline-audio`: G.711, resampling, framing, pacing, DTMF, WAV |
+//! | `vad` (default) | [`vad`] | `voxline-vad`: voice activity, turn detection, barge-in rules |
+//! | `silero` | [`vad`] | adds the Silero detector to `voxline-vad` |
+//! | `telephony` | [`telephony`] | `voxline-telephony`: carrier wire dialects, call events, bot commands |
+//! | `server` | [`server`] | `voxline-server`: WebSocket endpoint, limits, health, metrics, events, echo bot |
 
 #[cfg(feature = "audio")]
 #[doc(inline)]
 pub use voxline_audio as audio;
+
+#[cfg(feature = "vad")]
+#[doc(inline)]
+pub use voxline_vad as vad;
+
+#[cfg(feature = "telephony")]
+#[doc(inline)]
+pub use voxline_telephony as telephony;
+
+#[cfg(feature = "server")]
+#[doc(inline)]
+pub use voxline_server as server;
