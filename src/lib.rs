@@ -11,6 +11,11 @@
 //! | `silero` | [`vad`] | adds the Silero detector to `voxline-vad` |
 //! | `telephony` | [`telephony`] | `voxline-telephony`: carrier wire dialects, call events, bot commands |
 //! | `server` | [`server`] | `voxline-server`: WebSocket endpoint, limits, health, metrics, events, echo bot |
+//! | `core` | [`core`] | `voxline-core`: provider traits, events, errors, usage, retry policy |
+//! | `deepgram` | [`deepgram`] | `voxline-deepgram`: streaming speech-to-text |
+//! | `elevenlabs` | [`elevenlabs`] | `voxline-elevenlabs`: streaming text-to-speech |
+//! | `openai` | [`openai`] | `voxline-openai`: chat completions, transcription, speech |
+//! | `azure` | [`azure`] | `voxline-azure`: text-to-speech and speech-to-text over REST |
 
 #[cfg(feature = "audio")]
 #[doc(inline)]
@@ -27,3 +32,23 @@ pub use voxline_telephony as telephony;
 #[cfg(feature = "server")]
 #[doc(inline)]
 pub use voxline_server as server;
+
+#[cfg(feature = "core")]
+#[doc(inline)]
+pub use voxline_core as core;
+
+#[cfg(feature = "deepgram")]
+#[doc(inline)]
+pub use voxline_deepgram as deepgram;
+
+#[cfg(feature = "elevenlabs")]
+#[doc(inline)]
+pub use voxline_elevenlabs as elevenlabs;
+
+#[cfg(feature = "openai")]
+#[doc(inline)]
+pub use voxline_openai as openai;
+
+#[cfg(feature = "azure")]
+#[doc(inline)]
+pub use voxline_azure as azure;

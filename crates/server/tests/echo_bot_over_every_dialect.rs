@@ -25,15 +25,6 @@ fn path(dialect: Dialect) -> &'static str {
     }
 }
 
-const DIALECTS: [Dialect; 6] = [
-    Dialect::Exotel,
-    Dialect::Smartflo,
-    Dialect::Twilio,
-    Dialect::Plivo,
-    Dialect::Telnyx,
-    Dialect::Vonage,
-];
-
 /// The fixture at the dialect's line rate, so callsim sends it without resampling.
 fn fixture(name: &str, dialect: Dialect) -> Speech {
     speech::load(name, dialect.default_format().sample_rate, Variant::Clean)
@@ -58,7 +49,7 @@ fn find(haystack: &[i16], needle: &[i16]) -> Option<usize> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn immediate_echo_returns_identical_audio() {
-    let runs = DIALECTS.map(|dialect| async move {
+    let runs = Dialect::ALL.map(|dialect| async move {
         let server = TestServer::start(ServerConfig::default(), EchoFactory::immediate()).await;
         let speech = fixture("caller_en_gb", dialect);
         let rate = speech.sample_rate;
@@ -86,7 +77,7 @@ async fn immediate_echo_returns_identical_audio() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversational_echo_replays_each_utterance_after_the_silence() {
-    let runs = DIALECTS.map(|dialect| async move {
+    let runs = Dialect::ALL.map(|dialect| async move {
         let server =
             TestServer::start(ServerConfig::default(), EchoFactory::conversational()).await;
         let speech = fixture("caller_en_us", dialect);
@@ -144,7 +135,7 @@ async fn conversational_echo_replays_each_utterance_after_the_silence() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn talking_over_a_replay_clears_it_within_a_frame() {
-    let runs = DIALECTS.map(|dialect| async move {
+    let runs = Dialect::ALL.map(|dialect| async move {
         let server = TestServer::start(ServerConfig::default(), EchoFactory::conversational()).await;
         let mut events = server.server.bus().subscribe();
         let speech = fixture("caller_en_us", dialect);

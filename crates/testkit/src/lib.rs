@@ -9,6 +9,9 @@
 //! ([`callsim::run_scenario`]), demos ([`callsim::call`]) and load tests
 //! ([`callsim::load`]); the `callsim` binary is a thin command-line wrapper.
 //!
+//! [`emulators`] are the providers' side: Deepgram, ElevenLabs, OpenAI and Azure
+//! speaking their real wire protocols on 127.0.0.1, so adapters are tested offline.
+//!
 //! The dialect code here is written from the carriers' documentation
 //! (`../shared/specs/telephony.md`), independently of `voxline-telephony`, so a field
 //! the server spells wrongly fails a test instead of passing on both sides.
@@ -18,3 +21,4 @@
 )]
 
 pub mod callsim;
+pub mod emulators;

@@ -1,0 +1,3 @@
+//! Deepgram live streaming speech-to-text for Voxline (WebSocket /v1/listen).
+//!
+//! Work in progress: see issue 5.

@@ -1,0 +1,1 @@
+//! The azure emulator (work in progress: issue 5).

@@ -1,0 +1,1 @@
+//! The deepgram emulator (work in progress: issue 5).

@@ -1,0 +1,1 @@
+//! The elevenlabs emulator (work in progress: issue 5).

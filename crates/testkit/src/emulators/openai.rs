@@ -1,0 +1,1 @@
+//! The openai emulator (work in progress: issue 5).
