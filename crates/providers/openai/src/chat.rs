@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use voxline_core::{
     BoxFuture, ChatMessage, ChatRequest, ErrorKind, FinishReason, LanguageModel, LlmEvent,
-    LlmStream, ProviderError, Role, ToolCall, Ttfb, Usage, UsageKind,
+    LlmStream, ProviderError, Role, ToolCall, ToolDefinition, Ttfb, Usage, UsageKind,
 };
 
 use crate::http::{Api, ApiConfig, PROVIDER, from_reqwest};
@@ -188,6 +188,33 @@ impl LanguageModel for OpenAiChat {
     fn stream(&self, request: ChatRequest) -> BoxFuture<'_, Result<LlmStream, ProviderError>> {
         Box::pin(self.start(request))
     }
+}
+
+/// A tool definition whose parameters are given as JSON Schema text, for callers
+/// that do not build `serde_json` values themselves.
+///
+/// # Errors
+/// [`ErrorKind::BadRequest`] when `schema` is not a JSON object.
+pub fn function_tool(
+    name: impl Into<String>,
+    description: impl Into<String>,
+    schema: &str,
+) -> Result<ToolDefinition, ProviderError> {
+    let parameters: Value = serde_json::from_str(schema)
+        .ok()
+        .filter(Value::is_object)
+        .ok_or_else(|| {
+            ProviderError::new(
+                PROVIDER,
+                ErrorKind::BadRequest,
+                "tool parameters must be a JSON Schema object",
+            )
+        })?;
+    Ok(ToolDefinition {
+        name: name.into(),
+        description: description.into(),
+        parameters,
+    })
 }
 
 fn wire_message(message: &ChatMessage) -> Result<Value, ProviderError> {

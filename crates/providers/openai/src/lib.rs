@@ -30,7 +30,7 @@ pub mod sse;
 mod stt;
 mod tts;
 
-pub use chat::{ChatConfig, ChunkParser, OpenAiChat, Step, TokenLimitField};
+pub use chat::{ChatConfig, ChunkParser, OpenAiChat, Step, TokenLimitField, function_tool};
 pub use http::{API_KEY_ENV, ApiConfig, DEFAULT_BASE_URL};
 pub use stt::{OpenAiTranscription, TranscriptionConfig};
 pub use tts::{MAX_INPUT_CHARS, OpenAiSpeech, SPEECH_PCM_FORMAT, SpeechConfig};
