@@ -167,9 +167,7 @@ fn wav(samples: usize) -> Vec<u8> {
     out.extend_from_slice(b"RIFF");
     out.extend_from_slice(&(36 + len).to_le_bytes());
     out.extend_from_slice(b"WAVEfmt ");
-    for v in [16u32] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend_from_slice(&16u32.to_le_bytes());
     for v in [1u16, 1] {
         out.extend_from_slice(&v.to_le_bytes());
     }
@@ -184,6 +182,13 @@ fn wav(samples: usize) -> Vec<u8> {
     out.resize(out.len() + samples * 2, 0);
     out
 }
+
+/// An upload (file name and bytes), its text fields, and the expected message.
+type Case = (
+    Option<(&'static str, Vec<u8>)>,
+    Vec<(&'static str, &'static str)>,
+    &'static str,
+);
 
 async fn transcribe(
     emulator: &OpenAiEmulator,
@@ -221,11 +226,7 @@ async fn transcription_uploads_are_validated_like_the_service() {
     let body: Value = ok.json().await.expect("json");
     assert_eq!(body["usage"], json!({"type": "duration", "seconds": 1}));
 
-    let cases: [(
-        Option<(&'static str, Vec<u8>)>,
-        Vec<(&'static str, &'static str)>,
-        &str,
-    ); 6] = [
+    let cases: [Case; 6] = [
         (
             Some(("a.wav", wav(8000))),
             vec![],
