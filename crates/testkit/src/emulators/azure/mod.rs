@@ -753,6 +753,9 @@ async fn tts(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes)
     let body = stream::unfold(
         (chunks.into_iter(), guard),
         move |(mut chunks, mut guard)| async move {
+            if guard.sent > 0 && !interval.is_zero() {
+                tokio::time::sleep(interval).await;
+            }
             if cut_after.is_some_and(|n| guard.sent >= n) {
                 return Some((
                     Err(std::io::Error::other("emulated disconnect")),
@@ -764,9 +767,6 @@ async fn tts(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes)
                 drop(guard);
                 return None;
             };
-            if guard.sent > 0 && !interval.is_zero() {
-                tokio::time::sleep(interval).await;
-            }
             guard.sent += 1;
             Some((Ok::<Bytes, std::io::Error>(chunk), (chunks, guard)))
         },
