@@ -10,10 +10,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::StreamExt;
-use futures_util::stream::FuturesOrdered;
 use reqwest::Client;
 use reqwest::header::{ACCEPT, CONTENT_TYPE};
+use std::collections::VecDeque;
 use tokio::time::Instant;
 use voxline_audio::{AudioFormat, Transcoder, wav};
 use voxline_core::{
@@ -34,8 +33,36 @@ pub const MAX_UTTERANCE: Duration = Duration::from_secs(60);
 pub const DEFAULT_LANGUAGE: &str = "en-US";
 /// Capacity of a session's channels (a 20 ms frame is one message).
 const SESSION_CAPACITY: usize = 256;
-/// Utterances being recognised at once; input waits beyond this.
+/// Utterances finalised and not yet answered; input waits beyond this.
 const MAX_IN_FLIGHT: usize = 4;
+
+/// Finalised utterances, recognised one at a time in order (each future is lazy, so
+/// only the front one has a request on the wire).
+#[derive(Default)]
+struct Pending(VecDeque<BoxFuture<'static, Outcome>>);
+
+impl Pending {
+    fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn push_back(&mut self, future: BoxFuture<'static, Outcome>) {
+        self.0.push_back(future);
+    }
+
+    /// The front utterance's outcome. Cancel-safe: the future stays queued until it
+    /// completes.
+    async fn next(&mut self) -> Option<Outcome> {
+        let front = self.0.front_mut()?;
+        let outcome = front.await;
+        self.0.pop_front();
+        Some(outcome)
+    }
+}
 
 /// The recognition mode: the path segment of the endpoint. Each is tuned for a kind of
 /// speech; `conversation` is the one documented for short audio.
@@ -445,7 +472,7 @@ async fn run(
         received: 0,
         transcoder,
     };
-    let mut in_flight: FuturesOrdered<BoxFuture<'static, Outcome>> = FuturesOrdered::new();
+    let mut in_flight = Pending::default();
     let mut input_open = true;
     loop {
         if !input_open && in_flight.is_empty() {
@@ -491,7 +518,7 @@ async fn run(
 async fn finalize(
     buffer: &mut Buffer,
     context: &Arc<Context>,
-    in_flight: &mut FuturesOrdered<BoxFuture<'static, Outcome>>,
+    in_flight: &mut Pending,
     peer: &SttPeer,
 ) -> bool {
     match buffer.take() {

@@ -1129,6 +1129,22 @@ async fn stt(
         }
     }
     pause(&shared.config.faults).await;
+    if shared.config.faults.disconnect_after.is_some()
+        && !shared.disconnected_stt.swap(true, Ordering::SeqCst)
+    {
+        // Headers, then the connection drops; the scripted result stays for the retry.
+        record.rejection = Some("emulated disconnect".into());
+        shared.stt.push(record);
+        let broken = stream::once(async {
+            Err::<Bytes, std::io::Error>(std::io::Error::other("emulated disconnect"))
+        });
+        return (
+            StatusCode::OK,
+            [(header::CONTENT_TYPE, "application/json")],
+            Body::from_stream(broken),
+        )
+            .into_response();
+    }
     let span = wav.as_ref().and_then(speech_span);
     let result = lock(&shared.recognitions).pop_front().unwrap_or_else(|| {
         if wav.is_some() && span.is_none() {
@@ -1141,19 +1157,6 @@ async fn stt(
     record.response = Some(json.clone());
     shared.stt.push(record);
     let text = json.to_string();
-    if shared.config.faults.disconnect_after.is_some()
-        && !shared.disconnected_stt.swap(true, Ordering::SeqCst)
-    {
-        let broken = stream::once(async {
-            Err::<Bytes, std::io::Error>(std::io::Error::other("emulated disconnect"))
-        });
-        return (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "application/json")],
-            Body::from_stream(broken),
-        )
-            .into_response();
-    }
     (
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
