@@ -404,11 +404,11 @@ impl Task {
             return;
         }
         let state = self.requests.entry(request).or_default();
-        state.first_flush.get_or_insert_with(Instant::now);
         let text = std::mem::take(&mut state.buffer);
         if text.trim().is_empty() && !last {
             return;
         }
+        state.first_flush.get_or_insert_with(Instant::now);
         self.queue.push_back(Job {
             request,
             text,

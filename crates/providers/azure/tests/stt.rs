@@ -434,3 +434,29 @@ async fn finalize_without_audio_sends_nothing() {
     assert!(events.is_empty(), "{events:?}");
     assert!(emulator.stt().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn ttfb_runs_from_finalize_to_the_result() {
+    let emulator = Emulator::start(
+        Config::default()
+            .faults(Faults::latency(Duration::from_millis(400)))
+            .recognitions(vec![Recognition::success("Slow.")]),
+    )
+    .await;
+    let mut stt = session(&emulator, SttConfig::new(AudioFormat::MULAW_8K)).await;
+    send(&stt, AudioFormat::MULAW_8K, &[0xFF; 1600]).await;
+    stt.finalize().await.expect("open");
+    let mut ttfb = None;
+    while let Some(event) = stt.recv().await {
+        match event {
+            SttEvent::Ttfb(t) => ttfb = Some(t.latency),
+            SttEvent::Usage(_) => break,
+            _ => {}
+        }
+    }
+    let ttfb = ttfb.expect("a TTFB mark");
+    assert!(
+        ttfb >= Duration::from_millis(400) && ttfb < Duration::from_secs(1),
+        "{ttfb:?}"
+    );
+}

@@ -451,3 +451,25 @@ async fn no_credentials_fail_at_connect() {
         .expect_err("no key");
     assert_eq!(error.kind, ErrorKind::Auth);
 }
+
+#[tokio::test(start_paused = true)]
+async fn ttfb_measures_the_provider_latency() {
+    let emulator =
+        Emulator::start(Config::default().faults(Faults::latency(Duration::from_millis(300))))
+            .await;
+    let mut tts = session(&emulator, TtsConfig::new(AudioFormat::MULAW_8K)).await;
+    let request = tts.say("Hello.").await.expect("open");
+    let mut ttfb = None;
+    loop {
+        match tts.recv().await.expect("event") {
+            TtsEvent::Ttfb { ttfb: t, .. } => ttfb = Some(t.latency),
+            TtsEvent::Done { request: r } if r == request => break,
+            _ => {}
+        }
+    }
+    let ttfb = ttfb.expect("a TTFB mark");
+    assert!(
+        ttfb >= Duration::from_millis(300) && ttfb < Duration::from_secs(1),
+        "{ttfb:?}"
+    );
+}
