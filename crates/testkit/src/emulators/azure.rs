@@ -1,1 +1,0 @@
-//! The azure emulator (work in progress: issue 5).
