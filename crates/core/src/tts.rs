@@ -109,7 +109,8 @@ pub enum TtsEvent {
         /// The mark.
         ttfb: Ttfb,
     },
-    /// `request` is complete (all its audio was delivered) or was cancelled.
+    /// `request` is over: all its audio was delivered, it was cancelled, or it failed
+    /// (an `Error` for it comes first). Every request that got text ends with one.
     Done {
         /// Which request.
         request: RequestId,
@@ -147,7 +148,10 @@ pub struct TtsSession {
     input: mpsc::Sender<TtsInput>,
     events: mpsc::Receiver<TtsEvent>,
     next: u64,
-    /// Cancelled requests whose `Done` has not come back yet.
+    /// Requests given text whose `Done` has not been returned yet.
+    open: Vec<RequestId>,
+    /// Cancelled requests whose `Done` has not come back yet (a subset of what was open,
+    /// so both lists stay as short as the requests in flight).
     cancelled: Vec<RequestId>,
 }
 
@@ -183,6 +187,7 @@ impl TtsSession {
                 input: input_tx,
                 events: events_rx,
                 next: 1,
+                open: Vec::new(),
                 cancelled: Vec::new(),
             },
             TtsPeer {
@@ -216,10 +221,13 @@ impl TtsSession {
     /// # Errors
     /// When the session has ended.
     pub async fn send_text(
-        &self,
+        &mut self,
         request: RequestId,
         text: impl Into<String>,
     ) -> Result<(), ProviderError> {
+        if !self.open.contains(&request) && !self.cancelled.contains(&request) {
+            self.open.push(request);
+        }
         self.send(TtsInput::Text {
             request,
             text: text.into(),
@@ -255,15 +263,23 @@ impl TtsSession {
     }
 
     /// Cancels `request` (barge-in). From now on no event of it is returned; the
-    /// adapter is told to stop generating it.
+    /// adapter is told to stop generating it. A request that is already over (its
+    /// `Done` was returned) or never got text has nothing to cancel.
     ///
     /// # Errors
     /// When the session has ended.
     pub async fn cancel(&mut self, request: RequestId) -> Result<(), ProviderError> {
-        if !self.cancelled.contains(&request) {
-            self.cancelled.push(request);
-        }
+        let Some(at) = self.open.iter().position(|r| *r == request) else {
+            return Ok(());
+        };
+        self.open.swap_remove(at);
+        self.cancelled.push(request);
         self.send(TtsInput::Cancel { request }).await
+    }
+
+    /// Requests that got text and are not over yet.
+    pub fn in_flight(&self) -> usize {
+        self.open.len() + self.cancelled.len()
     }
 
     /// The next event of a request that was not cancelled, or `None` when the session
@@ -276,6 +292,10 @@ impl TtsSession {
                     if matches!(event, TtsEvent::Done { .. }) {
                         self.cancelled.retain(|r| *r != request);
                     }
+                }
+                Some(request) if matches!(event, TtsEvent::Done { .. }) => {
+                    self.open.retain(|r| *r != request);
+                    return Some(event);
                 }
                 _ => return Some(event),
             }
@@ -329,6 +349,26 @@ mod tests {
             inputs.push(input);
         }
         assert_eq!(inputs.last(), Some(&TtsInput::Cancel { request: first }));
+    }
+
+    #[tokio::test]
+    async fn finished_requests_are_forgotten_and_cannot_be_cancelled() {
+        let (mut session, mut peer) = TtsSession::channel("test", 16);
+        let request = session.say("hi").await.expect("open");
+        assert_eq!(session.in_flight(), 1);
+        assert!(peer.send(TtsEvent::Done { request }).await);
+        assert_eq!(session.recv().await, Some(TtsEvent::Done { request }));
+        assert_eq!(session.in_flight(), 0);
+        session.cancel(request).await.expect("open");
+        assert_eq!(session.in_flight(), 0, "nothing left behind");
+        let mut inputs = Vec::new();
+        while let Ok(input) = peer.input.try_recv() {
+            inputs.push(input);
+        }
+        assert!(
+            !inputs.contains(&TtsInput::Cancel { request }),
+            "{inputs:?}"
+        );
     }
 
     #[tokio::test]
