@@ -114,13 +114,13 @@ impl Converter {
         if let Some(t) = &mut self.transcoder {
             return Bytes::from(t.convert(chunk));
         }
-        if !self.pcm16 || (self.carry.is_none() && chunk.len() % 2 == 0) {
+        if !self.pcm16 || (self.carry.is_none() && chunk.len().is_multiple_of(2)) {
             return Bytes::copy_from_slice(chunk);
         }
         let mut out = Vec::with_capacity(chunk.len() + 1);
         out.extend(self.carry.take());
         out.extend_from_slice(chunk);
-        if out.len() % 2 == 1 {
+        if !out.len().is_multiple_of(2) {
             self.carry = out.pop();
         }
         Bytes::from(out)

@@ -306,14 +306,14 @@ impl Task {
             if let Some(error) = self.broken.take() {
                 self.lost(error).await;
             }
-            if self.requests.len() < self.config.max_contexts.max(1) {
-                if let Some(waiting) = self.waiting.pop_front() {
-                    debug!(request = %waiting.request, "context free; request starts");
-                    for input in waiting.inputs {
-                        self.on_input(input).await;
-                    }
-                    continue;
+            if self.requests.len() < self.config.max_contexts.max(1)
+                && let Some(waiting) = self.waiting.pop_front()
+            {
+                debug!(request = %waiting.request, "context free; request starts");
+                for input in waiting.inputs {
+                    self.on_input(input).await;
                 }
+                continue;
             }
             break;
         }

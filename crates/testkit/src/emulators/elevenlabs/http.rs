@@ -140,6 +140,10 @@ async fn handle(
 }
 
 /// Validates the request; gives the format and text to synthesise.
+#[allow(
+    clippy::result_large_err,
+    reason = "a refusal is the response itself, once per request"
+)]
 fn check(
     shared: &Shared,
     api_key: Option<&str>,

@@ -148,6 +148,10 @@ fn handshake(
     })
 }
 
+#[allow(
+    clippy::result_large_err,
+    reason = "a refusal is the response itself, once per handshake"
+)]
 fn parse_params(
     query: &BTreeMap<String, String>,
     default_timeout: Duration,
