@@ -1,1 +1,0 @@
-//! The elevenlabs emulator (work in progress: issue 5).
