@@ -209,6 +209,13 @@ impl TtsSession {
         id
     }
 
+    /// Marks `request` open: the caller has sent something for it.
+    fn touch(&mut self, request: RequestId) {
+        if !self.open.contains(&request) && !self.cancelled.contains(&request) {
+            self.open.push(request);
+        }
+    }
+
     async fn send(&self, input: TtsInput) -> Result<(), ProviderError> {
         self.input
             .send(input)
@@ -225,9 +232,7 @@ impl TtsSession {
         request: RequestId,
         text: impl Into<String>,
     ) -> Result<(), ProviderError> {
-        if !self.open.contains(&request) && !self.cancelled.contains(&request) {
-            self.open.push(request);
-        }
+        self.touch(request);
         self.send(TtsInput::Text {
             request,
             text: text.into(),
@@ -239,7 +244,8 @@ impl TtsSession {
     ///
     /// # Errors
     /// When the session has ended.
-    pub async fn flush(&self, request: RequestId) -> Result<(), ProviderError> {
+    pub async fn flush(&mut self, request: RequestId) -> Result<(), ProviderError> {
+        self.touch(request);
         self.send(TtsInput::Flush { request }).await
     }
 
@@ -247,7 +253,8 @@ impl TtsSession {
     ///
     /// # Errors
     /// When the session has ended.
-    pub async fn finish(&self, request: RequestId) -> Result<(), ProviderError> {
+    pub async fn finish(&mut self, request: RequestId) -> Result<(), ProviderError> {
+        self.touch(request);
         self.send(TtsInput::Finish { request }).await
     }
 
@@ -282,8 +289,9 @@ impl TtsSession {
         self.open.len() + self.cancelled.len()
     }
 
-    /// The next event of a request that was not cancelled, or `None` when the session
-    /// has ended.
+    /// The next event of a request that is open (not cancelled, not over), or `None`
+    /// when the session has ended. Events of a request after its `Done`, or of one the
+    /// caller never started, are dropped: a slow provider cannot replay old audio.
     pub async fn recv(&mut self) -> Option<TtsEvent> {
         loop {
             let event = self.events.recv().await?;
@@ -292,6 +300,9 @@ impl TtsSession {
                     if matches!(event, TtsEvent::Done { .. }) {
                         self.cancelled.retain(|r| *r != request);
                     }
+                }
+                Some(request) if !self.open.contains(&request) => {
+                    tracing::debug!(%request, "event of a request that is over dropped");
                 }
                 Some(request) if matches!(event, TtsEvent::Done { .. }) => {
                     self.open.retain(|r| *r != request);
@@ -368,6 +379,35 @@ mod tests {
         assert!(
             !inputs.contains(&TtsInput::Cancel { request }),
             "{inputs:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn events_after_done_are_dropped() {
+        let (mut session, peer) = TtsSession::channel("test", 16);
+        let first = session.say("one").await.expect("open");
+        let second = session.say("two").await.expect("open");
+        for event in [
+            TtsEvent::Done { request: first },
+            TtsEvent::Audio {
+                request: first,
+                audio: Bytes::from_static(b"stale"),
+            },
+            TtsEvent::Audio {
+                request: RequestId(99),
+                audio: Bytes::from_static(b"never asked"),
+            },
+            TtsEvent::Done { request: second },
+        ] {
+            assert!(peer.send(event).await);
+        }
+        assert_eq!(
+            session.recv().await,
+            Some(TtsEvent::Done { request: first })
+        );
+        assert_eq!(
+            session.recv().await,
+            Some(TtsEvent::Done { request: second })
         );
     }
 

@@ -38,6 +38,13 @@ impl Running {
         let addr = listener
             .local_addr()
             .unwrap_or_else(|e| panic!("emulator listener has no address: {e}"));
+        // No Nagle: a small write right after another (a final flag after audio) must
+        // not wait for an ACK; under a paused test clock that wait hangs the test.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::warn!(error = %e, "emulator cannot set TCP_NODELAY");
+            }
+        });
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
                 tracing::error!(error = %e, "emulator server failed");

@@ -75,7 +75,7 @@ use axum::routing::{get, post};
 use serde_json::{Value, json};
 use voxline_audio::tone::ToneGenerator;
 
-use super::{Faults, Recorded};
+use super::{Faults, Recorded, Running};
 
 /// The key the emulator accepts unless told otherwise.
 pub const DEFAULT_API_KEY: &str = "test-elevenlabs-key";
@@ -196,49 +196,8 @@ pub struct HttpRequest {
 /// A running ElevenLabs emulator; stops when dropped.
 #[derive(Debug)]
 pub struct ElevenLabsEmulator {
-    server: Server,
+    server: Running,
     shared: Arc<Shared>,
-}
-
-/// The emulator's HTTP server on a random loopback port, with `TCP_NODELAY` on every
-/// accepted connection. Without it, Nagle's algorithm holds a second small write
-/// (an `isFinal` right after an audio message) until the client's delayed ACK, up to
-/// 40 ms of real time that a paused tokio clock does not wait for: paused-time tests
-/// would auto-advance past data already sent. (The shared `Running::serve` does not
-/// set it, hence this copy.)
-#[derive(Debug)]
-struct Server {
-    addr: std::net::SocketAddr,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Server {
-    async fn serve(router: Router) -> Self {
-        use axum::serve::ListenerExt as _;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap_or_else(|e| panic!("cannot bind an emulator port on 127.0.0.1: {e}"));
-        let addr = listener
-            .local_addr()
-            .unwrap_or_else(|e| panic!("emulator listener has no address: {e}"));
-        let listener = listener.tap_io(|tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::warn!(error = %e, "TCP_NODELAY not set");
-            }
-        });
-        let task = tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).await {
-                tracing::error!(error = %e, "emulator server failed");
-            }
-        });
-        Self { addr, task }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
 }
 
 #[derive(Debug)]
@@ -304,18 +263,18 @@ impl ElevenLabsEmulator {
             .route("/v1/text-to-speech/{voice_id}", post(http::convert))
             .fallback(not_found)
             .with_state(Arc::clone(&shared));
-        let server = Server::serve(router).await;
+        let server = Running::serve(router).await;
         Self { server, shared }
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn http_url(&self) -> String {
-        format!("http://{}", self.server.addr)
+        self.server.http_url()
     }
 
     /// `ws://127.0.0.1:PORT`.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}", self.server.addr)
+        self.server.ws_url()
     }
 
     /// The options it runs with.
