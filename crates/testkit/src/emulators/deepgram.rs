@@ -70,7 +70,7 @@ use axum::routing::get;
 use bytes::Bytes;
 use futures_util::SinkExt;
 use serde_json::{Value, json};
-use tokio::time::{Instant, sleep, sleep_until, timeout};
+use tokio::time::{Instant, sleep, sleep_until};
 
 use super::{Faults, Recorded, Running};
 
@@ -281,6 +281,8 @@ pub struct Received {
     pub frame: Frame,
     /// Seconds of audio received on the connection before this frame.
     pub audio_seconds: f64,
+    /// When it arrived (tokio's clock, so paused-time tests can check intervals).
+    pub at: Instant,
 }
 
 /// What the emulator sent.
@@ -747,6 +749,31 @@ impl Stream {
         self.prefix = Vec::new();
     }
 
+    /// Once the offset is known: words that start before this connection's audio were
+    /// not heard on it (a word cut in two is not recognised either).
+    fn place(&mut self, script: &[ScriptedLine]) {
+        let Some(offset) = self.offset else {
+            return;
+        };
+        for (line, state) in script.iter().zip(&mut self.lines) {
+            let cut = line
+                .words
+                .iter()
+                .filter(|(_, _, s, _)| *s < offset - 1e-9)
+                .count();
+            if cut == 0 {
+                continue;
+            }
+            state.finalized = cut;
+            state.shown = cut;
+            state.speech_started = true;
+            if cut == line.words.len() {
+                state.final_sent = true;
+                state.utterance_end_sent = true;
+            }
+        }
+    }
+
     fn results(
         &self,
         words: &[(String, String, f64, f64)],
@@ -807,17 +834,6 @@ impl Stream {
             let start = line.start - offset;
             let end = line.end - offset;
             let state = &mut self.lines[i];
-            if end <= 0.0 {
-                // Before this connection's audio.
-                *state = LineState {
-                    finalized: line.words.len(),
-                    shown: line.words.len(),
-                    speech_started: true,
-                    final_sent: true,
-                    utterance_end_sent: true,
-                };
-                continue;
-            }
             if pos < start {
                 break;
             }
@@ -982,6 +998,7 @@ async fn serve(
             connection,
             frame,
             audio_seconds: seconds,
+            at: Instant::now(),
         });
     };
     let end = loop {
@@ -1003,7 +1020,11 @@ async fn serve(
                     then = Some(End::Close(1000, ""));
                 } else {
                     record(Frame::Audio(audio.clone()), stream.seconds());
+                    let placed = stream.offset.is_some();
                     stream.audio(&audio, shared.options.reference_audio.as_ref());
+                    if !placed {
+                        stream.place(&shared.script);
+                    }
                     replies = stream.advance(&shared.script);
                 }
             }
@@ -1078,16 +1099,14 @@ async fn serve(
                 reason: reason.into(),
             };
             if socket.send(Message::Close(Some(frame))).await.is_ok() {
-                // Wait (briefly) for the client's close so the handshake completes.
-                let _ = timeout(Duration::from_secs(5), async {
-                    while let Some(Ok(m)) = socket.recv().await {
-                        if let Message::Close(frame) = m {
-                            record(Frame::Close(frame.map(|f| f.code)), stream.seconds());
-                            break;
-                        }
+                // Wait for the client's close so the handshake completes. No timer
+                // here: under a paused clock it could fire before the reply is read.
+                while let Some(Ok(m)) = socket.recv().await {
+                    if let Message::Close(frame) = m {
+                        record(Frame::Close(frame.map(|f| f.code)), stream.seconds());
+                        break;
                     }
-                })
-                .await;
+                }
             }
         }
         End::Drop => {
