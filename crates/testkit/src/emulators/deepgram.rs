@@ -844,11 +844,11 @@ impl Stream {
             let heard = line
                 .words
                 .iter()
-                .filter(|(_, _, _, e)| e - offset <= pos)
+                .filter(|(_, _, _, e)| e - offset <= pos + 1e-6)
                 .count();
             if !state.final_sent {
                 let final_at = end + self.params.endpointing.unwrap_or(0.5);
-                if pos >= final_at {
+                if pos + 1e-6 >= final_at {
                     let (finalized, cursor) = (state.finalized, self.cursor);
                     state.finalized = line.words.len();
                     state.final_sent = true;
@@ -896,7 +896,7 @@ impl Stream {
             let heard = line
                 .words
                 .iter()
-                .filter(|(_, _, _, e)| e - offset <= pos)
+                .filter(|(_, _, _, e)| e - offset <= pos + 1e-6)
                 .count();
             if heard <= state.finalized {
                 continue;
@@ -953,7 +953,7 @@ fn continue_utterance_end(
     let offset = stream.offset.unwrap_or(0.0);
     let end = script[i].end - offset;
     let state = &mut stream.lines[i];
-    if state.utterance_end_sent || pos < end + gap {
+    if state.utterance_end_sent || pos + 1e-6 < end + gap {
         return;
     }
     state.utterance_end_sent = true;
