@@ -27,7 +27,7 @@ use crate::config::DeepgramConfig;
 use crate::messages::{self, Results, ServerMessage, secs};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
-type Connecting = Pin<Box<dyn Future<Output = Result<Socket, ProviderError>> + Send>>;
+type Connecting = Pin<Box<dyn Future<Output = Result<Box<Socket>, ProviderError>> + Send>>;
 
 /// How long a handshake may take before it counts as a retryable timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,7 +57,7 @@ pub(crate) async fn open(
         close_timeout: config.close_timeout,
         want_interims: session.interim_results,
         bytes_per_second,
-        link: Link::Up(Box::new(socket)),
+        link: Link::Up(socket),
         conn: Conn::starting_at(0),
         session_bytes: 0,
         replay: Replay::new((config.replay_window.as_secs_f64() * bytes_per_second) as usize),
@@ -96,7 +96,7 @@ impl Connector {
         })
     }
 
-    async fn handshake(&self) -> Result<Socket, ProviderError> {
+    async fn handshake(&self) -> Result<Box<Socket>, ProviderError> {
         let mut request = self.url.as_str().into_client_request().map_err(|e| {
             ProviderError::new(PROVIDER, ErrorKind::BadRequest, format!("bad URL: {e}"))
         })?;
@@ -120,7 +120,7 @@ impl Connector {
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or_default();
                 tracing::info!(request_id, "deepgram: connected");
-                Ok(socket)
+                Ok(Box::new(socket))
             }
             Err(e) => Err(handshake_error(e)),
         }
@@ -182,7 +182,7 @@ enum LinkEvent {
     Frame(Option<Result<Message, tungstenite::Error>>),
     Timer,
     RetryDue,
-    Connected(Result<Socket, ProviderError>),
+    Connected(Result<Box<Socket>, ProviderError>),
 }
 
 async fn link_event(link: &mut Link, deadline: Instant) -> LinkEvent {
@@ -512,14 +512,14 @@ impl Task {
         }
     }
 
-    async fn on_reconnected(&mut self, socket: Socket) {
+    async fn on_reconnected(&mut self, socket: Box<Socket>) {
         let offset = self.replay.start().unwrap_or(self.session_bytes);
         tracing::info!(
             resend_bytes = self.session_bytes - offset,
             offset_seconds = offset as f64 / self.bytes_per_second,
             "deepgram: reconnected"
         );
-        self.link = Link::Up(Box::new(socket));
+        self.link = Link::Up(socket);
         self.conn = Conn::starting_at(offset);
         self.last_interim = None;
         let backlog: Vec<Bytes> = self.replay.chunks.iter().map(|(_, c)| c.clone()).collect();
