@@ -28,9 +28,9 @@ pub enum Endpointing {
 /// Deepgram-specific settings; the per-session audio format, language and interim flag
 /// come from [`SttConfig`].
 ///
-/// Build it with [`DeepgramConfig::default`] and the `with_*`/setter methods; every field
-/// is public for reading and for struct-update syntax inside this crate's users' code
-/// through the setters.
+/// Start from [`DeepgramConfig::default`] (phone-call settings) and change what you need
+/// with the builder methods. The fields are public to read and assign; the struct is
+/// `#[non_exhaustive]` so options can be added without breaking callers.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct DeepgramConfig {
