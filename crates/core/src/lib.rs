@@ -38,7 +38,10 @@ pub use llm::{
     ToolCall, ToolDefinition,
 };
 pub use retry::RetryPolicy;
-pub use stt::{SpeechToText, SttConfig, SttEvent, SttInput, SttPeer, SttSession, Transcript, Word};
+pub use stt::{
+    SpeechToText, SttConfig, SttEvent, SttEvents, SttInput, SttPeer, SttSender, SttSession,
+    Transcript, Word,
+};
 pub use tts::{RequestId, TextToSpeech, TtsConfig, TtsEvent, TtsInput, TtsPeer, TtsSession};
 pub use usage::{Ttfb, Usage, UsageKind};
 

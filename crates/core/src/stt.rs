@@ -226,6 +226,17 @@ impl SttSession {
         self.events.recv().await
     }
 
+    /// Splits the handle so one task can feed audio while another reads events.
+    /// Dropping the [`SttSender`] closes the session as dropping the handle does.
+    pub fn split(self) -> (SttSender, SttEvents) {
+        let Self {
+            provider,
+            input,
+            events,
+        } = self;
+        (SttSender { provider, input }, SttEvents { events })
+    }
+
     /// Ends the input and collects the events that follow (final transcripts, usage)
     /// until the adapter finishes.
     pub async fn close(self) -> Vec<SttEvent> {
@@ -238,5 +249,78 @@ impl SttSession {
             rest.push(event);
         }
         rest
+    }
+}
+
+/// The sending half of a split [`SttSession`].
+#[derive(Debug, Clone)]
+pub struct SttSender {
+    provider: &'static str,
+    input: mpsc::Sender<SttInput>,
+}
+
+impl SttSender {
+    /// Sends audio; waits if the adapter is behind.
+    ///
+    /// # Errors
+    /// When the session has ended.
+    pub async fn send_audio(&self, audio: Bytes) -> Result<(), ProviderError> {
+        self.input
+            .send(SttInput::Audio(audio))
+            .await
+            .map_err(|_| ProviderError::closed(self.provider))
+    }
+
+    /// The caller's turn ended: ask for the final transcript of what was sent.
+    ///
+    /// # Errors
+    /// When the session has ended.
+    pub async fn finalize(&self) -> Result<(), ProviderError> {
+        self.input
+            .send(SttInput::Finalize)
+            .await
+            .map_err(|_| ProviderError::closed(self.provider))
+    }
+}
+
+/// The receiving half of a split [`SttSession`].
+#[derive(Debug)]
+pub struct SttEvents {
+    events: mpsc::Receiver<SttEvent>,
+}
+
+impl SttEvents {
+    /// The next event, or `None` when the session has ended.
+    pub async fn recv(&mut self) -> Option<SttEvent> {
+        self.events.recv().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn split_halves_feed_and_read_one_session() {
+        let (session, mut peer) = SttSession::channel("test", 4);
+        let (sender, mut events) = session.split();
+        sender
+            .send_audio(Bytes::from_static(b"abc"))
+            .await
+            .expect("open");
+        sender.finalize().await.expect("open");
+        assert_eq!(
+            peer.recv().await,
+            Some(SttInput::Audio(Bytes::from_static(b"abc")))
+        );
+        assert_eq!(peer.recv().await, Some(SttInput::Finalize));
+        assert!(peer.send(SttEvent::Reconnected).await);
+        assert_eq!(events.recv().await, Some(SttEvent::Reconnected));
+        drop(sender);
+        assert_eq!(
+            peer.recv().await,
+            None,
+            "dropping the sender closes the input"
+        );
     }
 }
