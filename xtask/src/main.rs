@@ -1,8 +1,9 @@
 //! Project automation, run as `cargo xtask <command>`:
 //!
 //! - `ci`: system packages, `fmt --check`, clippy with warnings denied, the whole test
-//!   suite, and rustdoc with warnings denied: what CI runs.
-//! - `test`: system packages, then the whole test suite only.
+//!   suite, the provider examples offline, and rustdoc with warnings denied: what CI runs.
+//! - `test`: system packages, then the whole test suite and the provider examples with
+//!   no keys (each against its emulator).
 //! - `bench [criterion args]`: every criterion benchmark in the workspace.
 //! - `deps`: checks the system packages the tests need (`.ci/packages.txt`) and
 //!   installs the missing ones with apt-get when running as root.
@@ -88,8 +89,28 @@ fn ci() -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    step("tests", cargo(&["test", "--workspace", "--all-features"]))
+    step("tests", cargo(&["test", "--workspace", "--all-features"]))?;
+    // A newcomer runs the provider examples with no keys: each must then start its
+    // emulator and work offline.
+    for example in ["deepgram", "elevenlabs", "openai", "azure"] {
+        let mut run = cargo(&["run", "--quiet", "--example", example]);
+        for key in PROVIDER_KEYS {
+            run.env_remove(key);
+        }
+        run.stdout(std::process::Stdio::null());
+        step(&format!("example {example} (offline)"), run)?;
+    }
+    Ok(())
 }
+
+/// Environment variables that switch the examples to the real provider APIs.
+const PROVIDER_KEYS: [&str; 5] = [
+    "DEEPGRAM_API_KEY",
+    "ELEVENLABS_API_KEY",
+    "OPENAI_API_KEY",
+    "AZURE_SPEECH_KEY",
+    "AZURE_SPEECH_REGION",
+];
 
 fn bench(extra: &[String]) -> Result<()> {
     let mut command = cargo(&["bench", "--workspace", "--all-features"]);
