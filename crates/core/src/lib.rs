@@ -37,7 +37,7 @@ pub use llm::{
     ChatMessage, ChatRequest, Completion, FinishReason, LanguageModel, LlmEvent, LlmStream, Role,
     ToolCall, ToolDefinition,
 };
-pub use retry::RetryPolicy;
+pub use retry::{RetryPolicy, parse_retry_after};
 pub use stt::{
     SpeechToText, SttConfig, SttEvent, SttEvents, SttInput, SttPeer, SttSender, SttSession,
     Transcript, Word,

@@ -202,18 +202,9 @@ pub(crate) async fn check_status(response: Response) -> Result<Response, Provide
     Err(error)
 }
 
-/// `Retry-After` in seconds (the HTTP-date form is ignored: backoff applies instead).
+/// `Retry-After` in seconds or as an HTTP date.
 pub(crate) fn parse_retry_after(value: &HeaderValue) -> Option<Duration> {
-    let text = value.to_str().ok()?.trim();
-    text.parse::<u64>()
-        .ok()
-        .map(Duration::from_secs)
-        .or_else(|| {
-            text.parse::<f64>()
-                .ok()
-                .filter(|s| s.is_finite() && *s >= 0.0 && *s < 86_400.0)
-                .map(Duration::from_secs_f64)
-        })
+    voxline_core::parse_retry_after(value.to_str().ok()?, std::time::SystemTime::now())
 }
 
 /// A transport failure: no connection, or one that dropped (retryable).

@@ -150,8 +150,10 @@ fn handshake_error(error: tungstenite::Error) -> ProviderError {
                 (None, true) => "handshake refused".to_owned(),
             };
             let mut e = ProviderError::from_http(PROVIDER, response.status().as_u16(), message);
-            if let Some(after) = header("retry-after").and_then(|s| s.trim().parse::<u64>().ok()) {
-                e = e.with_retry_after(Duration::from_secs(after));
+            if let Some(after) = header("retry-after")
+                .and_then(|v| voxline_core::parse_retry_after(&v, std::time::SystemTime::now()))
+            {
+                e = e.with_retry_after(after);
             }
             if let Some(id) = header("dg-request-id") {
                 tracing::warn!(request_id = %id, status = ?e.status, "deepgram: handshake refused");

@@ -480,11 +480,11 @@ async fn post_once(ctx: &Ctx, body: &HttpBody<'_>) -> Result<reqwest::Response, 
         .headers()
         .get("retry-after")
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
+        .and_then(|v| voxline_core::parse_retry_after(v, std::time::SystemTime::now()));
     let text = response.text().await.unwrap_or_default();
     let mut error = ProviderError::from_http(PROVIDER, status.as_u16(), http_error_message(&text));
     if let Some(after) = retry_after {
-        error = error.with_retry_after(Duration::from_secs(after));
+        error = error.with_retry_after(after);
     }
     Err(error)
 }

@@ -198,9 +198,9 @@ fn handshake_error(error: tungstenite::Error) -> ProviderError {
                 .headers()
                 .get("retry-after")
                 .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
+                .and_then(|v| voxline_core::parse_retry_after(v, std::time::SystemTime::now()))
             {
-                e = e.with_retry_after(Duration::from_secs(after));
+                e = e.with_retry_after(after);
             }
             e
         }
