@@ -16,6 +16,7 @@
 //! | `elevenlabs` | [`elevenlabs`] | `voxline-elevenlabs`: streaming text-to-speech |
 //! | `openai` | [`openai`] | `voxline-openai`: chat completions, transcription, speech |
 //! | `azure` | [`azure`] | `voxline-azure`: text-to-speech and speech-to-text over REST |
+//! | `gemini` | [`gemini`] | `voxline-gemini`: Gemini Live realtime speech-to-speech |
 
 #[cfg(feature = "audio")]
 #[doc(inline)]
@@ -52,3 +53,7 @@ pub use voxline_openai as openai;
 #[cfg(feature = "azure")]
 #[doc(inline)]
 pub use voxline_azure as azure;
+
+#[cfg(feature = "gemini")]
+#[doc(inline)]
+pub use voxline_gemini as gemini;

@@ -12,6 +12,9 @@
 //!   arguments accumulated, the finish reason and usage.
 //! - [`TtsSession`]: text in per request, audio out in the format asked for; cancelling
 //!   a request guarantees none of its audio is delivered afterwards.
+//! - [`RealtimeSession`] (from a [`RealtimeModel`]): a speech-to-speech model for the
+//!   whole call: caller audio in, model audio, transcripts, interruptions and tool
+//!   calls out.
 //!
 //! Dropping a handle closes the provider connection cleanly: the adapter's task sees
 //! its input channel close, sends the provider's close message and exits.
@@ -27,6 +30,7 @@
 
 mod error;
 pub mod llm;
+pub mod realtime;
 mod retry;
 pub mod stt;
 pub mod tts;
@@ -36,6 +40,10 @@ pub use error::{ErrorKind, ProviderError};
 pub use llm::{
     ChatMessage, ChatRequest, Completion, FinishReason, LanguageModel, LlmEvent, LlmStream, Role,
     ToolCall, ToolDefinition,
+};
+pub use realtime::{
+    RealtimeConfig, RealtimeEvent, RealtimeEvents, RealtimeInput, RealtimeModel, RealtimePeer,
+    RealtimeSender, RealtimeSession,
 };
 pub use retry::{RetryPolicy, parse_retry_after};
 pub use stt::{

@@ -11,7 +11,9 @@
 pub mod azure;
 pub mod deepgram;
 pub mod elevenlabs;
+pub mod gemini;
 pub mod openai;
+pub mod openai_realtime;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};

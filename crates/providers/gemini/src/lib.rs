@@ -1,0 +1,3 @@
+//! Gemini Live (BidiGenerateContent) realtime speech-to-speech for Voxline.
+//!
+//! Work in progress: see issue 7.

@@ -1,0 +1,1 @@
+//! The Gemini Live emulator (work in progress: issue 7).

@@ -1,0 +1,1 @@
+//! The OpenAI Realtime emulator (work in progress: issue 7).

@@ -1,0 +1,3 @@
+//! Run with `cargo run --example gemini_live` (work in progress: issue 7).
+
+fn main() {}
