@@ -1,0 +1,16 @@
+//! Voxline's per-call voice-agent runtime (issue 6, being built).
+//!
+//! So far:
+//! - [`text::SentenceSplitter`] cuts a model's streamed reply into the pieces sent to
+//!   text-to-speech: the first at a clause, so the caller hears the bot sooner, the rest
+//!   at sentence ends.
+//! - [`history::Reply`] records what the caller actually heard of a reply, so a reply
+//!   cut off by barge-in enters the conversation only as far as it was played.
+
+#![cfg_attr(
+    not(test),
+    warn(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)
+)]
+
+pub mod history;
+pub mod text;
