@@ -174,6 +174,7 @@ impl Connection {
                     }
                 }
                 () = sleep_until_opt(wake) => {}
+                () = handler_wake(&mut self.state) => self.on_wake(),
                 () = &mut idle => {
                     tracing::warn!(?idle_timeout, "no frame from the carrier; closing the call");
                     self.close(1000, "idle timeout").await;
@@ -360,6 +361,31 @@ impl Connection {
         }
     }
 
+    /// The handler's own tasks delivered something: let it act.
+    fn on_wake(&mut self) {
+        let Some(state) = self.state.as_mut() else {
+            return;
+        };
+        let Some(active) = state.active.as_mut() else {
+            return;
+        };
+        let mut call = Call {
+            call_id: &self.call_id,
+            info: &active.info,
+            session: &mut state.session,
+            playout: &mut active.playout,
+            bus: &self.shared.bus,
+            metrics: &state.metrics,
+            out: &mut self.out,
+            replied_now: false,
+            close: false,
+        };
+        active.handler.on_wake(&mut call);
+        if call.close {
+            self.ended = true;
+        }
+    }
+
     /// Moves due playout frames to the output and tells the handler what happened.
     fn poll_playout(&mut self) -> Option<Instant> {
         let state = self.state.as_mut()?;
@@ -509,6 +535,14 @@ fn to_frame(message: Message) -> Option<WsFrame> {
         Message::Text(text) => Some(WsFrame::Text(text.as_str().to_owned())),
         Message::Binary(data) => Some(WsFrame::Binary(data)),
         Message::Ping(_) | Message::Pong(_) | Message::Close(_) => None,
+    }
+}
+
+/// Resolves when the call's handler has work from its own tasks; never before `start`.
+async fn handler_wake(state: &mut Option<CallState>) {
+    match state.as_mut().and_then(|s| s.active.as_mut()) {
+        Some(active) => std::future::poll_fn(|cx| active.handler.poll_wake(cx)).await,
+        None => std::future::pending().await,
     }
 }
 

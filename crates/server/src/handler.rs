@@ -1,6 +1,7 @@
 //! What a binary plugs into the server: a handler per call.
 
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -11,8 +12,11 @@ use crate::metrics::CallMetrics;
 use crate::playout::{Playout, PlayoutEvent, QueueFull};
 
 /// One call's logic. The server calls it from the call's own task, one event at a
-/// time, so it needs no locking; it must not block (spawn work and feed results back
-/// through its own channels if it needs to wait on anything).
+/// time, so it needs no locking; it must not block. Work that waits (a provider's
+/// reply) runs in tasks the handler spawns and comes back through the handler's own
+/// channel: the connection polls [`poll_wake`](Self::poll_wake) beside the socket and
+/// calls [`on_wake`](Self::on_wake) when it is ready, so results are acted on at once
+/// rather than at the next carrier frame.
 pub trait CallHandler: Send + 'static {
     /// An event from the carrier: media, DTMF, marks, clear, stop.
     fn on_event(&mut self, event: CallEvent, call: &mut Call<'_>);
@@ -20,6 +24,18 @@ pub trait CallHandler: Send + 'static {
     /// Something the playout did (audio started, everything played).
     fn on_playout(&mut self, event: PlayoutEvent, call: &mut Call<'_>) {
         let _ = (event, call);
+    }
+
+    /// Ready when the handler's own tasks have something for it (poll a channel's
+    /// receiver here and keep what it gives for `on_wake`). The default never wakes.
+    fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        let _ = cx;
+        Poll::Pending
+    }
+
+    /// Runs after `poll_wake` returned ready: act on what the tasks delivered.
+    fn on_wake(&mut self, call: &mut Call<'_>) {
+        let _ = call;
     }
 }
 
