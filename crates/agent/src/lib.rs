@@ -6,6 +6,8 @@
 //!   at sentence ends.
 //! - [`history::Reply`] records what the caller actually heard of a reply, so a reply
 //!   cut off by barge-in enters the conversation only as far as it was played.
+//! - [`interruption::TranscriptRule`] is the transcript half of barge-in: backchannels
+//!   ("mm-hmm") let the bot go on, words stop it.
 
 #![cfg_attr(
     not(test),
@@ -13,4 +15,5 @@
 )]
 
 pub mod history;
+pub mod interruption;
 pub mod text;
