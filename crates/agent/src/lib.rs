@@ -8,6 +8,8 @@
 //!   cut off by barge-in enters the conversation only as far as it was played.
 //! - [`interruption::TranscriptRule`] is the transcript half of barge-in: backchannels
 //!   ("mm-hmm") let the bot go on, words stop it.
+//! - [`turn::TurnTaker`] ends the caller's turn from the VAD and the recogniser
+//!   together, at the first reliable sign rather than after a fixed timer.
 
 #![cfg_attr(
     not(test),
@@ -17,3 +19,4 @@
 pub mod history;
 pub mod interruption;
 pub mod text;
+pub mod turn;
