@@ -1,11 +1,13 @@
 //! Voxline's per-call voice-agent runtime (issue 6, being built).
 //!
 //! So far:
+//! - [`brain::Brain`] is the seam that decides what to say next; [`brain::LlmBrain`]
+//!   asks a language model.
 //! - [`text::SentenceSplitter`] cuts a model's streamed reply into the pieces sent to
 //!   text-to-speech: the first at a clause, so the caller hears the bot sooner, the rest
 //!   at sentence ends.
 //! - [`history::Reply`] records what the caller actually heard of a reply, so a reply
-//!   cut off by barge-in enters the conversation only as far as it was played.
+//!   cut off by barge-in enters the [`history::History`] only as far as it was played.
 //! - [`interruption::TranscriptRule`] is the transcript half of barge-in: backchannels
 //!   ("mm-hmm") let the bot go on, words stop it.
 //! - [`turn::TurnTaker`] ends the caller's turn from the VAD and the recogniser
@@ -16,6 +18,7 @@
     warn(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)
 )]
 
+pub mod brain;
 pub mod history;
 pub mod interruption;
 pub mod text;
