@@ -10,6 +10,8 @@
 //!   cut off by barge-in enters the [`history::History`] only as far as it was played.
 //! - [`interruption::TranscriptRule`] is the transcript half of barge-in: backchannels
 //!   ("mm-hmm") let the bot go on, words stop it.
+//! - [`speaker::Speaker`] speaks one reply: the brain's streamed text into
+//!   text-to-speech segment by segment, audio back in order, cancellable at once.
 //! - [`turn::TurnTaker`] ends the caller's turn from the VAD and the recogniser
 //!   together, at the first reliable sign rather than after a fixed timer.
 
@@ -21,5 +23,6 @@
 pub mod brain;
 pub mod history;
 pub mod interruption;
+pub mod speaker;
 pub mod text;
 pub mod turn;
