@@ -280,6 +280,7 @@ struct Shared {
     received: Recorded<Received>,
     sent: Recorded<Outgoing>,
     closed: Recorded<Closed>,
+    client_closes: Recorded<(usize, Option<u16>)>,
 }
 
 /// A running Gemini Live emulator.
@@ -309,6 +310,7 @@ impl GeminiEmulator {
             received: Recorded::default(),
             sent: Recorded::default(),
             closed: Recorded::default(),
+            client_closes: Recorded::default(),
         });
         let router = Router::new()
             .fallback(handshake)
@@ -342,6 +344,11 @@ impl GeminiEmulator {
     /// Close frames sent.
     pub fn closed(&self) -> Vec<Closed> {
         self.shared.closed.snapshot()
+    }
+
+    /// Close frames the client sent: connection and code.
+    pub fn client_closes(&self) -> Vec<(usize, Option<u16>)> {
+        self.shared.client_closes.snapshot()
     }
 
     /// The `setup` messages received, by connection.
@@ -628,7 +635,13 @@ impl Conn {
                 msg = self.socket.recv() => match msg {
                     Some(Ok(Message::Text(t))) => self.on_client(t.as_bytes(), false).await,
                     Some(Ok(Message::Binary(b))) => self.on_client(&b, true).await,
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => Err(Stop::Closed),
+                    Some(Ok(Message::Close(frame))) => {
+                        self.shared
+                            .client_closes
+                            .push((self.connection, frame.map(|f| f.code)));
+                        Err(Stop::Closed)
+                    }
+                    None | Some(Err(_)) => Err(Stop::Closed),
                     Some(Ok(_)) => Ok(()),
                 },
                 () = sleep_until(deadline.unwrap_or(self.opened)), if deadline.is_some() => {
