@@ -364,6 +364,8 @@ struct SpeechTracker {
     voiced: Duration,
     silence: Duration,
     last_voiced: Option<Instant>,
+    /// Caller speech arrived since the model last started a turn.
+    fresh: bool,
 }
 
 impl SpeechTracker {
@@ -383,6 +385,7 @@ impl SpeechTracker {
             self.voiced += length;
             self.silence = Duration::ZERO;
             self.last_voiced = Some(now);
+            self.fresh = true;
             None
         } else {
             self.silence += length;
@@ -396,6 +399,13 @@ impl SpeechTracker {
                 None
             }
         }
+    }
+
+    /// The end of the caller's latest speech, once per model turn (for TTFB).
+    fn take_fresh(&mut self) -> Option<Instant> {
+        std::mem::take(&mut self.fresh)
+            .then_some(self.last_voiced)
+            .flatten()
     }
 
     fn speaking(&self) -> bool {
@@ -748,7 +758,8 @@ impl Task {
             }
             if !self.in_model_turn {
                 self.in_model_turn = true;
-                if let Some(ended) = self.turn_ended_at.take() {
+                let voiced = self.speech.take_fresh();
+                if let Some(ended) = self.turn_ended_at.take().or(voiced) {
                     let latency = Instant::now().saturating_duration_since(ended);
                     self.emit(RealtimeEvent::Ttfb(Ttfb {
                         provider: PROVIDER,

@@ -62,7 +62,10 @@ async fn feed(sender: &RealtimeSender, frames: &[Bytes]) {
 }
 
 /// Collects events until `stop` matches one (included) or 120 s of tokio time pass.
-async fn until(events: &mut RealtimeEvents, stop: impl Fn(&RealtimeEvent) -> bool) -> Vec<RealtimeEvent> {
+async fn until(
+    events: &mut RealtimeEvents,
+    stop: impl Fn(&RealtimeEvent) -> bool,
+) -> Vec<RealtimeEvent> {
     let mut out = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(120), async {
         while let Some(e) = events.recv().await {
@@ -112,12 +115,18 @@ async fn setup_is_sent_first_with_key_header_and_connect_waits_for_setup_complet
     assert!(!received[0].binary, "client JSON goes in text frames");
     let (_, setup) = &emulator.setups()[0];
     assert_eq!(setup["model"], "models/gemini-test-native-audio");
-    assert_eq!(setup["generationConfig"]["responseModalities"], json!(["AUDIO"]));
+    assert_eq!(
+        setup["generationConfig"]["responseModalities"],
+        json!(["AUDIO"])
+    );
     assert_eq!(
         setup["generationConfig"]["speechConfig"]["voiceConfig"]["prebuiltVoiceConfig"]["voiceName"],
         "Charon"
     );
-    assert_eq!(setup["systemInstruction"]["parts"][0]["text"], "You are a phone agent.");
+    assert_eq!(
+        setup["systemInstruction"]["parts"][0]["text"],
+        "You are a phone agent."
+    );
     assert_eq!(setup["inputAudioTranscription"], json!({}));
     assert_eq!(setup["outputAudioTranscription"], json!({}));
     assert_eq!(setup["sessionResumption"], json!({}));
@@ -125,7 +134,9 @@ async fn setup_is_sent_first_with_key_header_and_connect_waits_for_setup_complet
 
 #[tokio::test(start_paused = true)]
 async fn audio_both_ways_at_the_right_rates_with_transcripts_usage_and_ttfb() {
-    let script = vec![Turn::new("Your order has shipped.", Duration::from_secs(1)).heard("where is my order")];
+    let script = vec![
+        Turn::new("Your order has shipped.", Duration::from_secs(1)).heard("where is my order"),
+    ];
     let emulator = GeminiEmulator::start(Options::with_script(script)).await;
     let (sender, mut events) = open(&emulator, config(&emulator)).await;
     let frames = utterance(Duration::from_millis(800), Duration::from_millis(1200));
@@ -141,7 +152,10 @@ async fn audio_both_ways_at_the_right_rates_with_transcripts_usage_and_ttfb() {
     assert_eq!(mimes, vec!["audio/pcm;rate=16000".to_owned()]);
     let sent_secs = 2.0;
     let got_secs = pcm.len() as f64 / 32_000.0;
-    assert!((got_secs - sent_secs).abs() < 0.02, "caller audio {got_secs} s, sent {sent_secs} s");
+    assert!(
+        (got_secs - sent_secs).abs() < 0.02,
+        "caller audio {got_secs} s, sent {sent_secs} s"
+    );
 
     // Model audio: 1 s of 440 Hz at 24 kHz became 1 s of 440 Hz 8 kHz mu-law.
     let out = audio_bytes(&got);
@@ -153,7 +167,11 @@ async fn audio_both_ways_at_the_right_rates_with_transcripts_usage_and_ttfb() {
     let right = sine_fit(middle, 440.0, 8000.0);
     let chipmunk = sine_fit(middle, 440.0 * 3.0, 8000.0);
     assert!(right.snr_db() > 20.0, "440 Hz fit {:.1} dB", right.snr_db());
-    assert!(chipmunk.snr_db() < 0.0, "wrong pitch fits {:.1} dB", chipmunk.snr_db());
+    assert!(
+        chipmunk.snr_db() < 0.0,
+        "wrong pitch fits {:.1} dB",
+        chipmunk.snr_db()
+    );
 
     assert!(got.contains(&RealtimeEvent::InputTranscript {
         text: "where is my order".into(),
@@ -171,14 +189,23 @@ async fn audio_both_ways_at_the_right_rates_with_transcripts_usage_and_ttfb() {
     // The emulator answers after 500 ms of quiet on the audio clock; the adapter's
     // estimate of the end of speech is the last voiced frame.
     let ttfb = ttfb.expect("a ttfb mark");
-    assert!(ttfb >= Duration::from_millis(400) && ttfb < Duration::from_millis(900), "{ttfb:?}");
+    assert!(
+        ttfb >= Duration::from_millis(400) && ttfb < Duration::from_millis(900),
+        "{ttfb:?}"
+    );
     let usage = got.iter().find_map(|e| match e {
         RealtimeEvent::Usage(u) => Some(*u),
         _ => None,
     });
     let usage = usage.expect("usage");
     assert!(usage.reported);
-    assert_eq!(usage.kind, UsageKind::Tokens { prompt: 48, completion: 32 });
+    assert_eq!(
+        usage.kind,
+        UsageKind::Tokens {
+            prompt: 64,
+            completion: 32
+        }
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -186,7 +213,11 @@ async fn barge_in_reports_interrupted_and_drops_the_rest_of_the_turn() {
     let script = vec![Turn::new("A long answer.", Duration::from_secs(4))];
     let emulator = GeminiEmulator::start(Options::with_script(script)).await;
     let (sender, mut events) = open(&emulator, config(&emulator)).await;
-    feed(&sender, &utterance(Duration::from_millis(600), Duration::from_millis(600))).await;
+    feed(
+        &sender,
+        &utterance(Duration::from_millis(600), Duration::from_millis(600)),
+    )
+    .await;
     let first = until(&mut events, |e| matches!(e, RealtimeEvent::Audio(_))).await;
     assert!(first.iter().any(|e| matches!(e, RealtimeEvent::Audio(_))));
     // Half a second into the reply the caller talks over it.
@@ -203,12 +234,24 @@ async fn barge_in_reports_interrupted_and_drops_the_rest_of_the_turn() {
         .position(|e| *e == RealtimeEvent::Interrupted)
         .expect("interrupted");
     assert!(
-        !got[pos..].iter().any(|e| matches!(e, RealtimeEvent::Audio(_))),
+        !got[pos..]
+            .iter()
+            .any(|e| matches!(e, RealtimeEvent::Audio(_))),
         "audio after the interruption"
     );
     let heard = audio_bytes(&first).len() + audio_bytes(&got).len();
-    assert!(heard < 8000 * 2, "most of the 4 s reply was cut: got {heard} bytes");
-    assert_eq!(emulator.sent_with("serverContent").iter().filter(|(_, m)| m["serverContent"]["interrupted"] == true).count(), 1);
+    assert!(
+        heard < 8000 * 2,
+        "most of the 4 s reply was cut: got {heard} bytes"
+    );
+    assert_eq!(
+        emulator
+            .sent_with("serverContent")
+            .iter()
+            .filter(|(_, m)| m["serverContent"]["interrupted"] == true)
+            .count(),
+        1
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -234,7 +277,10 @@ async fn tool_call_round_trip() {
         panic!("no tool call: {got:?}");
     };
     assert_eq!(call.name, "lookup_order");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&call.arguments).expect("json"), json!({"order_id": "A1"}));
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&call.arguments).expect("json"),
+        json!({"order_id": "A1"})
+    );
     sender
         .send_tool_result(call.id.clone(), r#"{"status":"shipped"}"#)
         .await
@@ -242,7 +288,10 @@ async fn tool_call_round_trip() {
     let got = until(&mut events, |e| matches!(e, RealtimeEvent::TurnComplete)).await;
     assert!((audio_bytes(&got).len() as f64 / 8000.0 - 0.5).abs() < 0.01);
     let (_, setup) = &emulator.setups()[0];
-    assert_eq!(setup["tools"][0]["functionDeclarations"][0]["name"], "lookup_order");
+    assert_eq!(
+        setup["tools"][0]["functionDeclarations"][0]["name"],
+        "lookup_order"
+    );
     let responses: Vec<_> = emulator
         .received()
         .into_iter()
@@ -253,13 +302,18 @@ async fn tool_call_round_trip() {
     assert_eq!(fr["id"], call.id.as_str());
     assert_eq!(fr["name"], "lookup_order");
     assert_eq!(fr["response"], json!({"status": "shipped"}));
-    assert!(emulator.received().iter().any(|r| r.json["realtimeInput"]["text"] == "where is order A1?"));
+    assert!(
+        emulator
+            .received()
+            .iter()
+            .any(|r| r.json["realtimeInput"]["text"] == "where is order A1?")
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn go_away_rotates_the_connection_with_the_handle_and_loses_no_caller_audio() {
     let options = Options {
-        go_away_after: Some(Duration::from_secs(1)),
+        go_away_after: Some(Duration::from_secs(2)),
         go_away_notice: Duration::from_secs(5),
         ..Options::default()
     };
@@ -274,7 +328,10 @@ async fn go_away_rotates_the_connection_with_the_handle_and_loses_no_caller_audi
     });
     let got = until(&mut events, |e| matches!(e, RealtimeEvent::Reconnected)).await;
     assert!(got.contains(&RealtimeEvent::Reconnected));
-    assert!(!got.iter().any(|e| matches!(e, RealtimeEvent::Error(_))), "a planned rotation is no error: {got:?}");
+    assert!(
+        !got.iter().any(|e| matches!(e, RealtimeEvent::Error(_))),
+        "a planned rotation is no error: {got:?}"
+    );
     let _sender = feeder.await.expect("feeder");
     tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -284,9 +341,17 @@ async fn go_away_rotates_the_connection_with_the_handle_and_loses_no_caller_audi
         .sent_with("sessionResumptionUpdate")
         .into_iter()
         .filter(|(c, _)| *c == 0)
-        .map(|(_, m)| m["sessionResumptionUpdate"]["newHandle"].as_str().unwrap_or_default().to_owned())
+        .map(|(_, m)| {
+            m["sessionResumptionUpdate"]["newHandle"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned()
+        })
         .collect();
-    assert_eq!(setups[1].1["sessionResumption"]["handle"], issued.last().expect("a handle").as_str());
+    assert_eq!(
+        setups[1].1["sessionResumption"]["handle"],
+        issued.last().expect("a handle").as_str()
+    );
 
     let mut pcm = emulator.audio(0).0;
     pcm.extend(emulator.audio(1).0);
@@ -294,13 +359,18 @@ async fn go_away_rotates_the_connection_with_the_handle_and_loses_no_caller_audi
     Transcoder::new(AudioFormat::MULAW_8K, AudioFormat::PCM16_16K)
         .expect("transcoder")
         .process(&all, &mut expected);
-    assert_eq!(pcm.len(), expected.len(), "caller audio lost or duplicated across the rotation");
+    assert_eq!(
+        pcm.len(),
+        expected.len(),
+        "caller audio lost or duplicated across the rotation"
+    );
     assert_eq!(pcm, expected);
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_dropped_connection_is_resumed_and_reported() {
-    let emulator = GeminiEmulator::start(Options::default().faults(Faults::disconnect_after(2))).await;
+    let emulator =
+        GeminiEmulator::start(Options::default().faults(Faults::disconnect_after(2))).await;
     let (sender, mut events) = open(&emulator, config(&emulator)).await;
     let frames = utterance(Duration::from_millis(600), Duration::from_millis(800));
     let feeder = tokio::spawn(async move {
@@ -317,7 +387,11 @@ async fn a_dropped_connection_is_resumed_and_reported() {
     assert!(got.contains(&RealtimeEvent::Reconnected));
     let setups = emulator.setups();
     assert_eq!(setups.len(), 2);
-    assert!(setups[1].1["sessionResumption"]["handle"].as_str().is_some_and(|h| h.starts_with("handle-")));
+    assert!(
+        setups[1].1["sessionResumption"]["handle"]
+            .as_str()
+            .is_some_and(|h| h.starts_with("handle-"))
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -330,7 +404,11 @@ async fn a_1007_at_setup_is_a_permanent_error_and_is_not_retried() {
     assert_eq!(err.status, Some(1007));
     assert_eq!(err.kind, ErrorKind::Auth);
     assert!(err.message.contains("API key not valid"), "{err}");
-    assert_eq!(emulator.handshakes().len(), 1, "retried a permanent failure");
+    assert_eq!(
+        emulator.handshakes().len(),
+        1,
+        "retried a permanent failure"
+    );
 
     // A malformed setup (empty model name) likewise.
     let err = Gemini::new(config(&emulator).model(""))
@@ -344,7 +422,10 @@ async fn a_1007_at_setup_is_a_permanent_error_and_is_not_retried() {
 #[tokio::test(start_paused = true)]
 async fn handshake_errors_401_permanent_429_and_5xx_retried_with_bounded_backoff() {
     let emulator = GeminiEmulator::start(Options::default().faults(Faults::fail(401, 1))).await;
-    let err = Gemini::new(config(&emulator)).connect(phone()).await.expect_err("401");
+    let err = Gemini::new(config(&emulator))
+        .connect(phone())
+        .await
+        .expect_err("401");
     assert_eq!((err.kind, err.status), (ErrorKind::Auth, Some(401)));
     assert_eq!(emulator.handshakes().len(), 1);
 
@@ -353,19 +434,32 @@ async fn handshake_errors_401_permanent_429_and_5xx_retried_with_bounded_backoff
     let session = Gemini::new(config(&emulator)).connect(phone()).await;
     assert!(session.is_ok(), "third attempt succeeds");
     assert_eq!(emulator.handshakes().len(), 3);
-    assert!(started.elapsed() >= Duration::from_millis(300), "backoff 100 + 200 ms");
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "backoff 100 + 200 ms"
+    );
 
     let emulator = GeminiEmulator::start(Options::default().faults(Faults::fail(503, 10))).await;
-    let err = Gemini::new(config(&emulator)).connect(phone()).await.expect_err("503");
+    let err = Gemini::new(config(&emulator))
+        .connect(phone())
+        .await
+        .expect_err("503");
     assert_eq!((err.kind, err.status), (ErrorKind::Server, Some(503)));
-    assert_eq!(emulator.handshakes().len(), 3, "bounded by the retry policy");
+    assert_eq!(
+        emulator.handshakes().len(),
+        3,
+        "bounded by the retry policy"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn watchdog_nudges_then_resumes_when_the_model_goes_silent_after_an_interruption() {
     let options = Options {
         silent_after_interrupt: true,
-        script: vec![Turn::new("A long answer.", Duration::from_secs(4)), Turn::new("Sorry, go on.", Duration::from_millis(600))],
+        script: vec![
+            Turn::new("A long answer.", Duration::from_secs(4)),
+            Turn::new("Sorry, go on.", Duration::from_millis(600)),
+        ],
         ..Options::default()
     };
     let emulator = GeminiEmulator::start(options).await;
@@ -374,28 +468,48 @@ async fn watchdog_nudges_then_resumes_when_the_model_goes_silent_after_an_interr
         nudge_text: "(nudge)".into(),
     }));
     let (sender, mut events) = open(&emulator, cfg).await;
-    feed(&sender, &utterance(Duration::from_millis(600), Duration::from_millis(600))).await;
+    feed(
+        &sender,
+        &utterance(Duration::from_millis(600), Duration::from_millis(600)),
+    )
+    .await;
     until(&mut events, |e| matches!(e, RealtimeEvent::Audio(_))).await;
     let feeder = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        feed(&sender, &utterance(Duration::from_millis(500), Duration::from_secs(9))).await;
+        feed(
+            &sender,
+            &utterance(Duration::from_millis(500), Duration::from_secs(9)),
+        )
+        .await;
         sender
     });
     let got = until(&mut events, |e| matches!(e, RealtimeEvent::Interrupted)).await;
     assert!(got.contains(&RealtimeEvent::Interrupted));
     // The emulator now ignores the caller; the watchdog nudges, then reconnects.
-    let got = until(&mut events, |e| matches!(e, RealtimeEvent::TurnComplete) ).await;
+    let got = until(&mut events, |e| matches!(e, RealtimeEvent::TurnComplete)).await;
     let got2 = until(&mut events, |e| matches!(e, RealtimeEvent::Audio(_))).await;
     let _sender = feeder.await.expect("feeder");
-    assert!(got.iter().chain(&got2).any(|e| *e == RealtimeEvent::Reconnected), "{got:?} {got2:?}");
-    assert!(got2.iter().any(|e| matches!(e, RealtimeEvent::Audio(_))), "the resumed session answers");
+    assert!(
+        got.iter()
+            .chain(&got2)
+            .any(|e| *e == RealtimeEvent::Reconnected),
+        "{got:?} {got2:?}"
+    );
+    assert!(
+        got2.iter().any(|e| matches!(e, RealtimeEvent::Audio(_))),
+        "the resumed session answers"
+    );
     let nudges: Vec<usize> = emulator
         .received()
         .iter()
         .filter(|r| r.json["realtimeInput"]["text"] == "(nudge)")
         .map(|r| r.connection)
         .collect();
-    assert_eq!(nudges, vec![0, 1], "nudge on the silent connection, then on the resumed one");
+    assert_eq!(
+        nudges,
+        vec![0, 1],
+        "nudge on the silent connection, then on the resumed one"
+    );
     let setups = emulator.setups();
     assert!(setups[1].1["sessionResumption"]["handle"].is_string());
 }
@@ -425,7 +539,10 @@ async fn vertex_uses_its_path_bearer_token_and_model_resource_name() {
         .watchdog(None);
     let _session = Gemini::new(cfg).connect(phone()).await.expect("connects");
     let hs = &emulator.handshakes()[0];
-    assert_eq!(hs.path, "/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent");
+    assert_eq!(
+        hs.path,
+        "/ws/google.cloud.aiplatform.v1beta1.LlmBidiService/BidiGenerateContent"
+    );
     assert_eq!(hs.header("authorization"), Some("Bearer test-key"));
     assert_eq!(hs.header("x-goog-api-key"), None);
     assert_eq!(

@@ -930,7 +930,7 @@ impl Conn {
             return Ok(());
         }
         let length = Duration::from_secs_f64(samples.len() as f64 / f64::from(rate));
-        let rms = f64::from(voxline_audio::level::rms(&samples));
+        let rms = f64::from(voxline_audio::level::rms(&samples)) * 32768.0;
         self.turn_audio += length;
         if rms > self.shared.options.speech_rms {
             self.voiced += length;
