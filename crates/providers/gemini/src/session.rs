@@ -739,10 +739,10 @@ impl Task {
                 return Step::Continue;
             }
         };
-        if let Some((handle, resumable)) = m.resumption {
-            if resumable && !handle.is_empty() {
-                self.handle = Some(handle);
-            }
+        if let Some((handle, true)) = m.resumption
+            && !handle.is_empty()
+        {
+            self.handle = Some(handle);
         }
         if m.interrupted {
             self.dropping = true;
@@ -769,10 +769,10 @@ impl Task {
                 }
             }
             self.disarm();
-            if let Some(out) = self.decode(pcm, *rate) {
-                if !out.is_empty() {
-                    self.emit(RealtimeEvent::Audio(Bytes::from(out))).await;
-                }
+            if let Some(out) = self.decode(pcm, *rate)
+                && !out.is_empty()
+            {
+                self.emit(RealtimeEvent::Audio(Bytes::from(out))).await;
             }
         }
         if let Some((text, is_final)) = m.input_transcription {
@@ -811,13 +811,13 @@ impl Task {
                 .await;
         }
         if m.turn_complete {
-            if !self.dropping {
-                if let Some((_, d)) = &mut self.decoder {
-                    let mut tail = Vec::new();
-                    let _ = d.flush(&mut tail);
-                    if !tail.is_empty() {
-                        self.emit(RealtimeEvent::Audio(Bytes::from(tail))).await;
-                    }
+            if !self.dropping
+                && let Some((_, d)) = &mut self.decoder
+            {
+                let mut tail = Vec::new();
+                let _ = d.flush(&mut tail);
+                if !tail.is_empty() {
+                    self.emit(RealtimeEvent::Audio(Bytes::from(tail))).await;
                 }
             }
             self.dropping = false;

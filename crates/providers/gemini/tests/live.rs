@@ -47,10 +47,7 @@ fn utterance(speech: Duration, silence: Duration) -> Vec<Bytes> {
         0xFF,
         AudioFormat::MULAW_8K.bytes_in(silence),
     ));
-    bytes
-        .chunks(160)
-        .map(|c| Bytes::copy_from_slice(c))
-        .collect()
+    bytes.chunks(160).map(Bytes::copy_from_slice).collect()
 }
 
 /// Sends frames in real time (tokio clock).

@@ -375,10 +375,10 @@ impl GeminiEmulator {
                 {
                     pcm.extend_from_slice(&bytes);
                 }
-                if let Some(m) = field(audio, "mimeType").and_then(Value::as_str) {
-                    if !mimes.iter().any(|x| x == m) {
-                        mimes.push(m.to_owned());
-                    }
+                if let Some(m) = field(audio, "mimeType").and_then(Value::as_str)
+                    && !mimes.iter().any(|x| x == m)
+                {
+                    mimes.push(m.to_owned());
                 }
             }
         }
@@ -676,10 +676,11 @@ impl Conn {
     async fn send(&mut self, message: Value) -> Result<(), Stop> {
         let counts = self.setup_done && field(&message, "setupComplete").is_none();
         if counts {
-            if let Some(limit) = self.shared.options.faults.disconnect_after {
-                if self.connection == 0 && self.results >= limit {
-                    return Err(Stop::Dropped);
-                }
+            if let Some(limit) = self.shared.options.faults.disconnect_after
+                && self.connection == 0
+                && self.results >= limit
+            {
+                return Err(Stop::Dropped);
             }
             self.results += 1;
         }
