@@ -547,3 +547,27 @@ async fn vertex_uses_its_path_bearer_token_and_model_resource_name() {
         "projects/proj-1/locations/us-central1/publishers/google/models/gemini-live-2.5-flash-native-audio"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_local_interrupt_stops_delivery_of_the_current_reply() {
+    let script = vec![
+        Turn::new("A long answer.", Duration::from_secs(3)),
+        Turn::new("Next.", Duration::from_millis(400)),
+    ];
+    let emulator = GeminiEmulator::start(Options::with_script(script)).await;
+    let (sender, mut events) = open(&emulator, config(&emulator)).await;
+    sender.send_text("tell me everything").await.expect("open");
+    until(&mut events, |e| matches!(e, RealtimeEvent::Audio(_))).await;
+    sender.interrupt().await.expect("open");
+    let got = until(&mut events, |e| matches!(e, RealtimeEvent::TurnComplete)).await;
+    let late = audio_bytes(&got).len();
+    // At most what was already queued in the channel when the interrupt was read.
+    assert!(
+        late < 8000 / 2,
+        "{late} bytes of the cancelled reply delivered"
+    );
+    // The next turn plays normally.
+    sender.send_text("and then?").await.expect("open");
+    let got = until(&mut events, |e| matches!(e, RealtimeEvent::TurnComplete)).await;
+    assert!((audio_bytes(&got).len() as f64 / 8000.0 - 0.4).abs() < 0.01);
+}
