@@ -259,7 +259,8 @@ impl Handshake {
 
 /// A client event received. For `input_audio_buffer.append` the `audio` field is
 /// replaced by `audio_bytes` (its decoded length); the audio itself is in
-/// [`OpenAiRealtimeEmulator::audio`].
+/// [`OpenAiRealtimeEmulator::audio`]. A close frame from the client is recorded as
+/// `{"type":"_close","code":…}`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Received {
     /// The connection number.
@@ -771,7 +772,16 @@ impl Conn {
                             self.close(1003, "binary frames are not supported").await;
                             false
                         }
-                        Some(Ok(Message::Close(_))) | None | Some(Err(_)) => false,
+                        Some(Ok(Message::Close(frame))) => {
+                            self.shared.received.push(Received {
+                                connection: self.n,
+                                event: json!({"type": "_close",
+                                              "code": frame.as_ref().map(|f| f.code)}),
+                                at: Instant::now(),
+                            });
+                            false
+                        }
+                        None | Some(Err(_)) => false,
                         Some(Ok(_)) => true,
                     };
                     if !go_on {

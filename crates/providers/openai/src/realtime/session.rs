@@ -247,7 +247,8 @@ impl Connector {
                 headers.insert(name, value);
             }
         }
-        match tokio_tungstenite::connect_async(request).await {
+        // No Nagle: audio frames are small and latency-critical.
+        match tokio_tungstenite::connect_async_with_config(request, None, true).await {
             Ok((socket, response)) => {
                 tracing::debug!(request_id = ?response.headers().get("x-request-id"), "openai realtime: connected");
                 Ok(Box::new(socket))
