@@ -680,10 +680,10 @@ impl Task {
                     .await;
                 }
             }
-            ServerEvent::FunctionCallDone { response_id, call } => {
-                if !self.discarded.contains(&response_id) {
-                    self.on_call(call).await;
-                }
+            ServerEvent::FunctionCallDone { response_id, call }
+                if !self.discarded.contains(&response_id) =>
+            {
+                self.on_call(call).await;
             }
             ServerEvent::ResponseDone(done) => {
                 tracing::debug!(response_id = %done.id, status = %done.status, reason = ?done.reason, "openai realtime: response done");
