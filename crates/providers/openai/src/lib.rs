@@ -18,7 +18,8 @@
 //! [`RetryPolicy`](voxline_core::RetryPolicy) for 408/429/5xx answers and connection
 //! failures (401 and other 4xx are permanent; `Retry-After` is honoured).
 //!
-//! The Realtime API (WebSocket) is not covered here.
+//! [`OpenAiRealtime`]: [`RealtimeModel`](voxline_core::RealtimeModel) over the
+//! Realtime API (WebSocket, GA protocol); see [`realtime`].
 #![cfg_attr(
     not(test),
     warn(clippy::unwrap_used, clippy::print_stdout, clippy::print_stderr)
@@ -26,12 +27,14 @@
 
 mod chat;
 mod http;
+pub mod realtime;
 pub mod sse;
 mod stt;
 mod tts;
 
 pub use chat::{ChatConfig, ChunkParser, OpenAiChat, Step, TokenLimitField, function_tool};
 pub use http::{API_KEY_ENV, ApiConfig, DEFAULT_BASE_URL};
+pub use realtime::{OpenAiRealtime, OpenAiRealtimeConfig, TurnDetection};
 pub use stt::{OpenAiTranscription, TranscriptionConfig};
 pub use tts::{MAX_INPUT_CHARS, OpenAiSpeech, SPEECH_PCM_FORMAT, SpeechConfig};
 
