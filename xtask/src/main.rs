@@ -92,7 +92,14 @@ fn test() -> Result<()> {
     step("tests", cargo(&["test", "--workspace", "--all-features"]))?;
     // A newcomer runs the provider examples with no keys: each must then start its
     // emulator and work offline.
-    for example in ["deepgram", "elevenlabs", "openai", "azure"] {
+    for example in [
+        "deepgram",
+        "elevenlabs",
+        "openai",
+        "azure",
+        "gemini_live",
+        "openai_realtime",
+    ] {
         let mut run = cargo(&["run", "--quiet", "--example", example]);
         for key in PROVIDER_KEYS {
             run.env_remove(key);
@@ -104,7 +111,9 @@ fn test() -> Result<()> {
 }
 
 /// Environment variables that switch the examples to the real provider APIs.
-const PROVIDER_KEYS: [&str; 5] = [
+const PROVIDER_KEYS: [&str; 7] = [
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
     "DEEPGRAM_API_KEY",
     "ELEVENLABS_API_KEY",
     "OPENAI_API_KEY",

@@ -147,8 +147,9 @@ pub enum RealtimeEvent {
     /// The connection was replaced (resumption, expiry) without ending the call; audio
     /// sent meanwhile was kept.
     Reconnected,
-    /// A failure. A retryable one may be followed by `Reconnected`; after a permanent
-    /// one the session ends.
+    /// A failure. A retryable one may be followed by `Reconnected`. Providers keep a
+    /// session open after many errors (a refused request, a bad tool result), so the
+    /// session ends only when [`RealtimeSession::recv`] returns `None`.
     Error(ProviderError),
 }
 

@@ -9,7 +9,8 @@
 //! ([`callsim::run_scenario`]), demos ([`callsim::call`]) and load tests
 //! ([`callsim::load`]); the `callsim` binary is a thin command-line wrapper.
 //!
-//! [`emulators`] are the providers' side: Deepgram, ElevenLabs, OpenAI and Azure
+//! [`emulators`] are the providers' side: Deepgram, ElevenLabs, OpenAI (HTTP and
+//! Realtime), Azure and Gemini Live
 //! speaking their real wire protocols on 127.0.0.1, so adapters are tested offline.
 //!
 //! The dialect code here is written from the carriers' documentation
