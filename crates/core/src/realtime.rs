@@ -136,7 +136,7 @@ pub enum RealtimeEvent {
     Interrupted,
     /// The model finished its turn.
     TurnComplete,
-    /// The model calls a tool; answer with [`RealtimeSession::send_tool_result`].
+    /// The model calls a tool; answer with [`RealtimeSender::send_tool_result`].
     ToolCall(ToolCall),
     /// The provider withdrew these tool calls (the caller interrupted them).
     ToolCallsCancelled(Vec<String>),
