@@ -331,12 +331,30 @@ impl Connection {
             }
             CallEvent::Connected | CallEvent::Clear | CallEvent::Cleared => {}
         }
-        let Some(active) = state.active.as_mut() else {
-            if matches!(event, CallEvent::Media(_)) {
-                tracing::debug!("media before start dropped");
+        let is_media = matches!(event, CallEvent::Media(_));
+        match self.with_handler(|handler, call| handler.on_event(event, call)) {
+            None if is_media => tracing::debug!("media before start dropped"),
+            Some(true) => {
+                if let Some(state) = &self.state {
+                    state
+                        .metrics
+                        .frame_turnaround
+                        .observe(received.elapsed().as_secs_f64());
+                }
             }
-            return;
-        };
+            _ => {}
+        }
+    }
+
+    /// Runs `f` with the call's handler and the handler's view of the call, once the
+    /// call has started; ends the connection if the handler closed the call. Returns
+    /// whether the handler replied at once (immediate echo), or `None` before `start`.
+    fn with_handler(
+        &mut self,
+        f: impl FnOnce(&mut dyn CallHandler, &mut Call<'_>),
+    ) -> Option<bool> {
+        let state = self.state.as_mut()?;
+        let active = state.active.as_mut()?;
         let mut call = Call {
             call_id: &self.call_id,
             info: &active.info,
@@ -348,98 +366,49 @@ impl Connection {
             replied_now: false,
             close: false,
         };
-        active.handler.on_event(event, &mut call);
+        f(active.handler.as_mut(), &mut call);
         let (replied_now, close) = (call.replied_now, call.close);
-        if replied_now {
-            state
-                .metrics
-                .frame_turnaround
-                .observe(received.elapsed().as_secs_f64());
-        }
         if close {
             self.ended = true;
         }
+        Some(replied_now)
     }
 
     /// The handler's own tasks delivered something: let it act.
     fn on_wake(&mut self) {
-        let Some(state) = self.state.as_mut() else {
-            return;
-        };
-        let Some(active) = state.active.as_mut() else {
-            return;
-        };
-        let mut call = Call {
-            call_id: &self.call_id,
-            info: &active.info,
-            session: &mut state.session,
-            playout: &mut active.playout,
-            bus: &self.shared.bus,
-            metrics: &state.metrics,
-            out: &mut self.out,
-            replied_now: false,
-            close: false,
-        };
-        active.handler.on_wake(&mut call);
-        if call.close {
-            self.ended = true;
-        }
+        self.with_handler(|handler, call| handler.on_wake(call));
     }
 
     /// Moves due playout frames to the output and tells the handler what happened.
     fn poll_playout(&mut self) -> Option<Instant> {
         let state = self.state.as_mut()?;
+        let emulate_marks = state.session.dialect() == Dialect::Vonage;
         let active = state.active.as_mut()?;
         let mut due = Vec::new();
         let mut events = Vec::new();
         let wake = active.playout.poll(&mut due, &mut events);
-        let emulate_marks = state.session.dialect() == Dialect::Vonage;
-        let mut emulated = Vec::new();
-        for item in due {
-            let command = match item {
-                Outgoing::Audio(frame) => BotCommand::Play(frame),
-                Outgoing::Mark(name) if emulate_marks => {
-                    emulated.push(name);
-                    continue;
+        self.with_handler(|handler, call| {
+            let mut emulated = Vec::new();
+            for item in due {
+                match item {
+                    Outgoing::Audio(frame) => call.command(&BotCommand::Play(frame)),
+                    Outgoing::Mark(name) if emulate_marks => emulated.push(name),
+                    Outgoing::Mark(name) => call.command(&BotCommand::Mark(name)),
                 }
-                Outgoing::Mark(name) => BotCommand::Mark(name),
-            };
-            if let Err(e) = state.session.encode(&command, &mut self.out) {
-                tracing::warn!(error = %e, "cannot send queued audio");
-                self.shared.bus.publish(
-                    &self.call_id,
-                    EventKind::Error {
-                        message: e.to_string(),
-                    },
-                );
             }
-        }
-        let mut call = Call {
-            call_id: &self.call_id,
-            info: &active.info,
-            session: &mut state.session,
-            playout: &mut active.playout,
-            bus: &self.shared.bus,
-            metrics: &state.metrics,
-            out: &mut self.out,
-            replied_now: false,
-            close: false,
-        };
-        for event in events {
-            call.publish(match event {
-                PlayoutEvent::Started => EventKind::PlaybackStarted,
-                PlayoutEvent::Finished => EventKind::PlaybackFinished,
-            });
-            active.handler.on_playout(event, &mut call);
-        }
-        // The dialect has no marks on the wire (Vonage): report them as they go out.
-        for name in emulated {
-            call.publish(EventKind::Mark { name: name.clone() });
-            active.handler.on_event(CallEvent::Mark { name }, &mut call);
-        }
-        if call.close {
-            self.ended = true;
-        }
+            for event in events {
+                call.publish(match event {
+                    PlayoutEvent::Started => EventKind::PlaybackStarted,
+                    PlayoutEvent::Finished => EventKind::PlaybackFinished,
+                });
+                handler.on_playout(event, call);
+            }
+            // The dialect has no marks on the wire (Vonage): report them as they go out.
+            for name in emulated {
+                call.publish(EventKind::Mark { name: name.clone() });
+                handler.on_event(CallEvent::Mark { name }, call);
+            }
+        });
         // Frames added by the handler may be due now: poll again at once.
         wake.or(if self.out.is_empty() {
             None
@@ -499,31 +468,19 @@ impl Connection {
     /// The socket is done: a handler that never saw `stop` gets one (Plivo and Vonage
     /// end streams by closing).
     fn finish_call(&mut self) {
-        let stopped = self.stopped.is_some();
-        let Some(state) = self.state.as_mut() else {
+        if self
+            .state
+            .as_ref()
+            .and_then(|s| s.active.as_ref())
+            .is_none()
+        {
             return;
-        };
-        let Some(active) = state.active.as_mut() else {
-            return;
-        };
-        if !stopped {
-            let mut call = Call {
-                call_id: &self.call_id,
-                info: &active.info,
-                session: &mut state.session,
-                playout: &mut active.playout,
-                bus: &self.shared.bus,
-                metrics: &state.metrics,
-                out: &mut self.out,
-                replied_now: false,
-                close: false,
-            };
-            active.handler.on_event(
-                CallEvent::Stop(Stop {
-                    reason: Some("socket closed".into()),
-                }),
-                &mut call,
-            );
+        }
+        if self.stopped.is_none() {
+            let stop = CallEvent::Stop(Stop {
+                reason: Some("socket closed".into()),
+            });
+            self.with_handler(|handler, call| handler.on_event(stop, call));
         }
         tracing::info!("call ended");
     }

@@ -1591,7 +1591,13 @@ fn speech(shared: &Arc<Shared>, body: &Map<String, Value>) -> Result<Response, A
     }
     let pcm = speech_audio(chars, shared.config.speech_ms_per_char);
     let (content_type, audio) = if format == "wav" {
-        ("audio/wav", wav_bytes(&pcm))
+        let format =
+            voxline_audio::AudioFormat::new(voxline_audio::Encoding::Pcm16, SPEECH_SAMPLE_RATE);
+        let wav = voxline_audio::wav::to_bytes(format, &pcm).map_err(|e| {
+            ApiError::invalid(format!("emulator: cannot write the WAV: {e}"))
+                .status(StatusCode::INTERNAL_SERVER_ERROR)
+        })?;
+        ("audio/wav", wav)
     } else {
         ("audio/pcm", pcm)
     };
@@ -1613,25 +1619,5 @@ fn speech_audio(chars: usize, ms_per_char: u32) -> Vec<u8> {
         let sample = (phase.sin() * 8000.0).round() as i16;
         out.extend_from_slice(&sample.to_le_bytes());
     }
-    out
-}
-
-fn wav_bytes(pcm: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(pcm.len() + 44);
-    let rate = SPEECH_SAMPLE_RATE;
-    let len = pcm.len() as u32;
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes());
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes());
-    out.extend_from_slice(&2u16.to_le_bytes());
-    out.extend_from_slice(&16u16.to_le_bytes());
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&len.to_le_bytes());
-    out.extend_from_slice(pcm);
     out
 }

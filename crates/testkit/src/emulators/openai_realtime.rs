@@ -1032,12 +1032,7 @@ impl Conn {
         while self.pending.len() >= frame {
             let chunk: Vec<u8> = self.pending.drain(..frame).collect();
             let samples = self.session.input.decode(&chunk);
-            let rms = if samples.is_empty() {
-                0.0
-            } else {
-                (samples.iter().map(|s| f64::from(*s).powi(2)).sum::<f64>() / samples.len() as f64)
-                    .sqrt()
-            };
+            let rms = f64::from(voxline_audio::level::rms(&samples)) * 32768.0;
             let start = self.input_ms;
             self.input_ms += 10;
             self.uncommitted_ms += 10;
