@@ -88,7 +88,7 @@ impl ApiConfig {
     }
 
     /// The key to send, if any: the config's, else the environment's.
-    fn resolve_key(&self) -> Option<String> {
+    pub(crate) fn resolve_key(&self) -> Option<String> {
         match &self.key_env {
             Some(var) => voxline_core::key_from(self.api_key.as_deref(), var),
             None => self.api_key.clone().filter(|k| !k.trim().is_empty()),

@@ -236,10 +236,7 @@ impl OpenAiRealtimeConfig {
 
     /// The key to send: the config's, else the environment variable's.
     fn key(&self) -> Option<String> {
-        match &self.api.key_env {
-            Some(var) => voxline_core::key_from(self.api.api_key.as_deref(), var),
-            None => self.api.api_key.clone().filter(|k| !k.trim().is_empty()),
-        }
+        self.api.resolve_key()
     }
 
     /// The `session.update` event for `session` (the first message of a connection).
