@@ -109,6 +109,23 @@ impl ProviderError {
         self.kind.is_retryable()
     }
 
+    /// A refused `try_send` on a session's input: the queue full (a timeout: the
+    /// provider is behind) or the session gone.
+    pub(crate) fn from_try_send<T>(
+        provider: &'static str,
+        error: &tokio::sync::mpsc::error::TrySendError<T>,
+        what: &str,
+    ) -> Self {
+        match error {
+            tokio::sync::mpsc::error::TrySendError::Full(_) => Self::new(
+                provider,
+                ErrorKind::Timeout,
+                format!("{what} input queue full"),
+            ),
+            tokio::sync::mpsc::error::TrySendError::Closed(_) => Self::closed(provider),
+        }
+    }
+
     /// The session is closed (used when a handle outlives its task).
     pub fn closed(provider: &'static str) -> Self {
         Self::new(provider, ErrorKind::Closed, "session closed")

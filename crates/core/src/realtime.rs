@@ -274,14 +274,7 @@ impl RealtimeSender {
     pub fn try_send_audio(&self, audio: Bytes) -> Result<(), ProviderError> {
         self.input
             .try_send(RealtimeInput::Audio(audio))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => ProviderError::new(
-                    self.provider,
-                    crate::ErrorKind::Timeout,
-                    "realtime input queue full",
-                ),
-                mpsc::error::TrySendError::Closed(_) => ProviderError::closed(self.provider),
-            })
+            .map_err(|e| ProviderError::from_try_send(self.provider, &e, "realtime"))
     }
 
     /// Sends a user text message.

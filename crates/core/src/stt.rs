@@ -130,8 +130,7 @@ pub enum SttInput {
 /// cleanly; [`close`](Self::close) also waits for the provider's last results.
 #[derive(Debug)]
 pub struct SttSession {
-    provider: &'static str,
-    input: mpsc::Sender<SttInput>,
+    sender: SttSender,
     events: mpsc::Receiver<SttEvent>,
 }
 
@@ -165,8 +164,10 @@ impl SttSession {
         let (events_tx, events_rx) = mpsc::channel(capacity.max(1));
         (
             Self {
-                provider,
-                input: input_tx,
+                sender: SttSender {
+                    provider,
+                    input: input_tx,
+                },
                 events: events_rx,
             },
             SttPeer {
@@ -178,7 +179,7 @@ impl SttSession {
 
     /// The provider's name.
     pub fn provider(&self) -> &'static str {
-        self.provider
+        self.sender.provider
     }
 
     /// Sends audio; waits if the adapter is behind (the channel is bounded).
@@ -186,10 +187,7 @@ impl SttSession {
     /// # Errors
     /// When the session has ended.
     pub async fn send_audio(&self, audio: Bytes) -> Result<(), ProviderError> {
-        self.input
-            .send(SttInput::Audio(audio))
-            .await
-            .map_err(|_| ProviderError::closed(self.provider))
+        self.sender.send_audio(audio).await
     }
 
     /// Sends audio without waiting; gives it back if the channel is full, so a real-time
@@ -198,16 +196,7 @@ impl SttSession {
     /// # Errors
     /// When the channel is full or the session has ended.
     pub fn try_send_audio(&self, audio: Bytes) -> Result<(), ProviderError> {
-        self.input
-            .try_send(SttInput::Audio(audio))
-            .map_err(|e| match e {
-                mpsc::error::TrySendError::Full(_) => ProviderError::new(
-                    self.provider,
-                    crate::ErrorKind::Timeout,
-                    "speech-to-text input queue full",
-                ),
-                mpsc::error::TrySendError::Closed(_) => ProviderError::closed(self.provider),
-            })
+        self.sender.try_send_audio(audio)
     }
 
     /// The caller's turn ended: ask for the final transcript of what was sent.
@@ -215,10 +204,7 @@ impl SttSession {
     /// # Errors
     /// When the session has ended.
     pub async fn finalize(&self) -> Result<(), ProviderError> {
-        self.input
-            .send(SttInput::Finalize)
-            .await
-            .map_err(|_| ProviderError::closed(self.provider))
+        self.sender.finalize().await
     }
 
     /// The next event, or `None` when the session has ended.
@@ -229,21 +215,19 @@ impl SttSession {
     /// Splits the handle so one task can feed audio while another reads events.
     /// Dropping the [`SttSender`] closes the session as dropping the handle does.
     pub fn split(self) -> (SttSender, SttEvents) {
-        let Self {
-            provider,
-            input,
-            events,
-        } = self;
-        (SttSender { provider, input }, SttEvents { events })
+        (
+            self.sender,
+            SttEvents {
+                events: self.events,
+            },
+        )
     }
 
     /// Ends the input and collects the events that follow (final transcripts, usage)
     /// until the adapter finishes.
     pub async fn close(self) -> Vec<SttEvent> {
-        let Self {
-            input, mut events, ..
-        } = self;
-        drop(input);
+        let (sender, mut events) = self.split();
+        drop(sender);
         let mut rest = Vec::new();
         while let Some(event) = events.recv().await {
             rest.push(event);
@@ -269,6 +253,16 @@ impl SttSender {
             .send(SttInput::Audio(audio))
             .await
             .map_err(|_| ProviderError::closed(self.provider))
+    }
+
+    /// Sends audio without waiting; a full channel is an error the caller counts.
+    ///
+    /// # Errors
+    /// When the channel is full or the session has ended.
+    pub fn try_send_audio(&self, audio: Bytes) -> Result<(), ProviderError> {
+        self.input
+            .try_send(SttInput::Audio(audio))
+            .map_err(|e| ProviderError::from_try_send(self.provider, &e, "speech-to-text"))
     }
 
     /// The caller's turn ended: ask for the final transcript of what was sent.
