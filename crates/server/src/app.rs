@@ -45,6 +45,8 @@ use crate::metrics::{Metrics, ReasonLabel};
 pub struct Server {
     shared: Arc<Shared>,
     registry: Arc<Registry>,
+    /// A binary's own routes, served before the carrier fallback.
+    extra: Option<Router>,
     limiter: Arc<Semaphore>,
     draining: Arc<AtomicBool>,
     tracker: TaskTracker,
@@ -61,7 +63,16 @@ impl std::fmt::Debug for Server {
 impl Server {
     /// A server running `factory`'s handler on every call.
     pub fn new(config: ServerConfig, factory: impl HandlerFactory) -> Self {
-        let mut registry = Registry::default();
+        Self::with_registry(config, factory, Registry::default())
+    }
+
+    /// As [`new`](Self::new), serving `registry` on `/metrics` beside the server's own
+    /// metrics: a binary registers its handlers' metrics there first.
+    pub fn with_registry(
+        config: ServerConfig,
+        factory: impl HandlerFactory,
+        mut registry: Registry,
+    ) -> Self {
         let metrics = Metrics::new(&mut registry);
         let shared = Arc::new(Shared {
             bus: EventBus::new(config.event_bus_capacity),
@@ -76,6 +87,7 @@ impl Server {
             limiter: Arc::new(Semaphore::new(shared.limiter_size)),
             shared,
             registry: Arc::new(registry),
+            extra: None,
             draining: Arc::new(AtomicBool::new(false)),
             tracker: TaskTracker::new(),
         }
@@ -96,16 +108,41 @@ impl Server {
         self.shared.limiter_size - self.limiter.available_permits()
     }
 
-    /// The axum router: service routes plus the carrier WebSocket on every other path.
+    /// Adds a binary's own routes (with their state applied), served before the
+    /// carrier WebSocket fallback; they must not reuse the service routes' paths.
+    pub fn routes(mut self, extra: Router) -> Self {
+        self.extra = Some(match self.extra.take() {
+            Some(routes) => routes.merge(extra),
+            None => extra,
+        });
+        self
+    }
+
+    /// Whether the server is draining (shutting down, refusing calls).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// The most calls connected at once.
+    pub fn max_calls(&self) -> usize {
+        self.shared.limiter_size
+    }
+
+    /// The axum router: service routes, the binary's own routes, and the carrier
+    /// WebSocket on every other path.
     pub fn router(&self) -> Router {
-        Router::new()
+        let base = Router::new()
             .route("/health", get(health))
             .route("/ready", get(ready))
             .route("/live", get(|| async { "ok" }))
             .route("/metrics", get(metrics))
             .route("/events", get(events))
             .fallback(carrier_socket)
-            .with_state(self.clone())
+            .with_state(self.clone());
+        match &self.extra {
+            Some(extra) => extra.clone().merge(base),
+            None => base,
+        }
     }
 
     /// Serves until `shutdown` completes, then drains: new calls are refused (503),

@@ -74,6 +74,20 @@ pub enum EventKind {
         /// Its reason, if given.
         reason: Option<String>,
     },
+    /// Words recognised from the caller or spoken by the bot.
+    Transcript {
+        /// `caller` or `bot`.
+        speaker: String,
+        /// The words.
+        text: String,
+        /// Final (not an interim guess that may change).
+        is_final: bool,
+    },
+    /// A carrier's HTTP callback about the call (status changes and the like).
+    Webhook {
+        /// The callback's fields as received.
+        payload: serde_json::Value,
+    },
     /// Something failed; the call goes on.
     Error {
         /// What.

@@ -9,9 +9,12 @@
 //! live `/events` stream of call events, logs with the call id on every line, and a
 //! graceful shutdown.
 //!
-//! [`echo`] holds the echo bot's logic.
+//! [`echo`] holds the echo bot's logic, [`agent`] hosts the voice agent on a call,
+//! [`bridge`] joins a call to a realtime speech model.
 
+pub mod agent;
 mod app;
+pub mod bridge;
 mod bus;
 mod config;
 mod connection;

@@ -1,0 +1,1 @@
+//! The voice agent on a call: joins the carrier connection to a per-call agent runtime.

@@ -1,0 +1,1 @@
+//! A call joined to a realtime speech model (Gemini Live, OpenAI Realtime).
