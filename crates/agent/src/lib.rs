@@ -21,8 +21,16 @@
 )]
 
 pub mod brain;
+pub mod config;
 pub mod history;
 pub mod interruption;
+pub mod output;
+mod runtime;
 pub mod speaker;
 pub mod text;
 pub mod turn;
+mod worker;
+
+pub use config::{AgentConfig, ModeChange, Modes, Providers};
+pub use output::{AgentEvent, CallOutput, TurnMarks, UsageTotals};
+pub use runtime::{Agent, AgentError, AgentSetup, CallStart};

@@ -92,10 +92,10 @@ impl Speaker {
     /// # Errors
     /// The model's or the speech provider's failure; segments already sent stand, and
     /// [`cancel`](Self::cancel) drops the rest.
-    pub async fn speak(
+    pub async fn speak<E: From<SpeakerEvent> + Send>(
         &mut self,
         mut stream: LlmStream,
-        events: &mpsc::Sender<SpeakerEvent>,
+        events: &mpsc::Sender<E>,
     ) -> Result<Spoken, ProviderError> {
         let mut splitter = SentenceSplitter::new(self.split);
         let mut pieces = Vec::new();
@@ -141,6 +141,35 @@ impl Speaker {
         }
     }
 
+    /// Synthesises `text` whole, outside any reply (a fallback line kept ready for when
+    /// the model fails). Call it only while no reply is being spoken.
+    ///
+    /// # Errors
+    /// The speech provider's failure, or its session ending.
+    pub async fn synthesize(&mut self, text: &str) -> Result<Bytes, ProviderError> {
+        let request = self.tts.say(text).await?;
+        let mut audio = Vec::new();
+        loop {
+            match self.tts.recv().await {
+                Some(TtsEvent::Audio {
+                    request: r,
+                    audio: a,
+                }) if r == request => {
+                    audio.extend_from_slice(&a);
+                }
+                Some(TtsEvent::Done { request: r }) if r == request => return Ok(audio.into()),
+                Some(TtsEvent::Error { error, .. }) => return Err(error),
+                Some(_) => {}
+                None => return Err(ProviderError::closed(self.tts.provider())),
+            }
+        }
+    }
+
+    /// The speech provider's name.
+    pub fn provider(&self) -> &'static str {
+        self.tts.provider()
+    }
+
     /// Barge-in: cancels every segment not yet fully delivered.
     pub async fn cancel(&mut self) {
         while let Some(pending) = self.pending.pop_front() {
@@ -150,11 +179,11 @@ impl Speaker {
         }
     }
 
-    async fn start_segment(
+    async fn start_segment<E: From<SpeakerEvent> + Send>(
         &mut self,
         index: usize,
         text: String,
-        events: &mpsc::Sender<SpeakerEvent>,
+        events: &mpsc::Sender<E>,
     ) -> Result<(), ProviderError> {
         let request = self.tts.new_request();
         // Pending first: if this future is dropped mid-way, `cancel` still finds it.
@@ -177,10 +206,10 @@ impl Speaker {
         Ok(())
     }
 
-    async fn on_tts(
+    async fn on_tts<E: From<SpeakerEvent> + Send>(
         &mut self,
         event: TtsEvent,
-        events: &mpsc::Sender<SpeakerEvent>,
+        events: &mpsc::Sender<E>,
     ) -> Result<(), ProviderError> {
         let Some(position) = event
             .request()
@@ -211,7 +240,7 @@ impl Speaker {
     }
 
     /// Sends the head segments that are done, and the held audio of the next.
-    async fn release(&mut self, events: &mpsc::Sender<SpeakerEvent>) {
+    async fn release<E: From<SpeakerEvent> + Send>(&mut self, events: &mpsc::Sender<E>) {
         while let Some(head) = self.pending.front_mut() {
             let index = head.index;
             for audio in std::mem::take(&mut head.held) {
@@ -226,9 +255,9 @@ impl Speaker {
     }
 }
 
-async fn send(events: &mpsc::Sender<SpeakerEvent>, event: SpeakerEvent) {
+async fn send<E: From<SpeakerEvent> + Send>(events: &mpsc::Sender<E>, event: SpeakerEvent) {
     // The receiver gone means the call ended; the caller drops this future soon.
-    let _ = events.send(event).await;
+    let _ = events.send(E::from(event)).await;
 }
 
 #[cfg(test)]

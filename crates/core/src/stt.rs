@@ -275,6 +275,17 @@ impl SttSender {
             .await
             .map_err(|_| ProviderError::closed(self.provider))
     }
+
+    /// As [`finalize`](Self::finalize) without waiting, for a caller that must not
+    /// block (a call's own task).
+    ///
+    /// # Errors
+    /// When the channel is full or the session has ended.
+    pub fn try_finalize(&self) -> Result<(), ProviderError> {
+        self.input
+            .try_send(SttInput::Finalize)
+            .map_err(|e| ProviderError::from_try_send(self.provider, &e, "speech-to-text"))
+    }
 }
 
 /// The receiving half of a split [`SttSession`].

@@ -1,1 +1,426 @@
-//! The voice agent on a call: joins the carrier connection to a per-call agent runtime.
+//! The voice agent on a call: joins the carrier connection to a per-call
+//! [`voxline_agent::Agent`], and records its latencies, usage and errors as
+//! Prometheus metrics and bus events.
+
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use voxline_agent::{Agent, AgentEvent, AgentSetup, CallOutput, CallStart, ModeChange};
+use voxline_core::Role;
+use voxline_telephony::{CallEvent, CallInfo};
+
+use crate::bus::EventKind;
+use crate::handler::{Call, CallHandler, HandlerFactory};
+use crate::playout::PlayoutEvent;
+
+/// A stage label of the turn-latency histogram.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StageLabel {
+    /// `llm_first_token`, `tts_first_audio`, `first_frame`.
+    pub stage: &'static str,
+}
+
+/// A provider label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderLabel {
+    /// The provider's name.
+    pub provider: &'static str,
+}
+
+/// A provider-error label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ProviderErrorLabel {
+    /// The provider's name.
+    pub provider: &'static str,
+    /// Whether the call was answered anyway (retry or fallback line).
+    pub recovered: bool,
+}
+
+/// A token-kind label.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TokenLabel {
+    /// `prompt` or `completion`.
+    pub kind: &'static str,
+}
+
+/// The agent's metrics. Cloning shares them.
+#[derive(Debug, Clone)]
+pub struct AgentMetrics {
+    /// End of the caller's speech to the reply's first frame, seconds.
+    pub turn_latency: Histogram,
+    /// End of turn to each stage of the reply, seconds.
+    pub stage_latency: Family<StageLabel, Histogram>,
+    /// The recogniser's final transcript to the reply's first frame, seconds.
+    pub stt_final_to_first_frame: Histogram,
+    /// End of turn to first frame less the providers' waiting: Voxline's own share.
+    pub framework_latency: Histogram,
+    /// Providers' time to first byte, seconds.
+    pub ttfb: Family<ProviderLabel, Histogram>,
+    /// Provider failures.
+    pub provider_errors: Family<ProviderErrorLabel, Counter>,
+    /// Times the caller stopped the bot.
+    pub barge_ins: Counter,
+    /// Calls refused because a provider they need is not configured.
+    pub calls_unserved: Counter,
+    /// Seconds of audio recognised.
+    pub stt_seconds: Counter<f64, std::sync::atomic::AtomicU64>,
+    /// Characters synthesised.
+    pub tts_characters: Counter,
+    /// Language-model tokens.
+    pub llm_tokens: Family<TokenLabel, Counter>,
+}
+
+impl AgentMetrics {
+    /// Creates the metrics and registers them under `voxline_agent`.
+    pub fn new(registry: &mut Registry) -> Self {
+        let latency = || Histogram::new(exponential_buckets(0.000_1, 2.0, 18));
+        let metrics = Self {
+            turn_latency: Histogram::new(exponential_buckets(0.01, 1.5, 16)),
+            stage_latency: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.000_1, 2.0, 18))
+            }),
+            framework_latency: latency(),
+            stt_final_to_first_frame: latency(),
+            ttfb: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.005, 1.6, 16))
+            }),
+            provider_errors: Family::default(),
+            barge_ins: Counter::default(),
+            calls_unserved: Counter::default(),
+            stt_seconds: Counter::default(),
+            tts_characters: Counter::default(),
+            llm_tokens: Family::default(),
+        };
+        let r = registry.sub_registry_with_prefix("voxline_agent");
+        r.register(
+            "turn_latency_seconds",
+            "End of the caller's speech to the reply's first audio frame",
+            metrics.turn_latency.clone(),
+        );
+        r.register(
+            "stage_latency_seconds",
+            "End of the caller's turn to each stage of the reply",
+            metrics.stage_latency.clone(),
+        );
+        r.register(
+            "stt_final_to_first_frame_seconds",
+            "The recogniser's final transcript to the reply's first audio frame",
+            metrics.stt_final_to_first_frame.clone(),
+        );
+        r.register(
+            "framework_latency_seconds",
+            "End of turn to first frame, less the time waiting on the model and on speech synthesis",
+            metrics.framework_latency.clone(),
+        );
+        r.register(
+            "provider_ttfb_seconds",
+            "Providers' time to first byte",
+            metrics.ttfb.clone(),
+        );
+        r.register(
+            "provider_errors",
+            "Provider failures during calls",
+            metrics.provider_errors.clone(),
+        );
+        r.register(
+            "barge_ins",
+            "Times the caller talked over the bot and it stopped",
+            metrics.barge_ins.clone(),
+        );
+        r.register(
+            "calls_unserved",
+            "Calls closed because a provider they need is not configured",
+            metrics.calls_unserved.clone(),
+        );
+        r.register(
+            "stt_audio_seconds",
+            "Seconds of caller audio recognised",
+            metrics.stt_seconds.clone(),
+        );
+        r.register(
+            "tts_characters",
+            "Characters synthesised",
+            metrics.tts_characters.clone(),
+        );
+        r.register(
+            "llm_tokens",
+            "Language-model tokens",
+            metrics.llm_tokens.clone(),
+        );
+        metrics
+    }
+}
+
+/// Makes an agent for each call.
+#[derive(Debug, Clone)]
+pub struct AgentFactory {
+    setup: AgentSetup,
+    metrics: AgentMetrics,
+}
+
+impl AgentFactory {
+    /// Agents built from `setup`, reporting into `metrics`.
+    pub fn new(setup: AgentSetup, metrics: AgentMetrics) -> Self {
+        Self { setup, metrics }
+    }
+}
+
+impl HandlerFactory for AgentFactory {
+    fn create(&self, info: &CallInfo) -> Box<dyn CallHandler> {
+        let start = CallStart {
+            format: info.format,
+            params: info.custom.clone(),
+        };
+        match Agent::start(&self.setup, start) {
+            Ok(agent) => Box::new(AgentHandler {
+                agent,
+                metrics: self.metrics.clone(),
+            }),
+            Err(e) => {
+                tracing::error!(error = %e, "call cannot be served; closing it");
+                self.metrics.calls_unserved.inc();
+                Box::new(Unserved {
+                    reason: e.to_string(),
+                })
+            }
+        }
+    }
+}
+
+/// Closes a call the agent cannot serve, as soon as it starts.
+struct Unserved {
+    reason: String,
+}
+
+impl CallHandler for Unserved {
+    fn on_event(&mut self, _event: CallEvent, call: &mut Call<'_>) {
+        self.close(call);
+    }
+
+    fn poll_wake(&mut self, _cx: &mut Context<'_>) -> Poll<()> {
+        Poll::Ready(())
+    }
+
+    fn on_wake(&mut self, call: &mut Call<'_>) {
+        self.close(call);
+    }
+}
+
+impl Unserved {
+    fn close(&mut self, call: &mut Call<'_>) {
+        call.publish(EventKind::Error {
+            message: std::mem::take(&mut self.reason),
+        });
+        call.hangup();
+    }
+}
+
+struct AgentHandler {
+    agent: Agent,
+    metrics: AgentMetrics,
+}
+
+impl CallHandler for AgentHandler {
+    fn on_event(&mut self, event: CallEvent, call: &mut Call<'_>) {
+        let mut out = Output {
+            call,
+            metrics: &self.metrics,
+        };
+        match event {
+            CallEvent::Media(chunk) => self.agent.on_audio(&chunk.payload, &mut out),
+            CallEvent::Dtmf(dtmf) => self.agent.on_dtmf(dtmf.digit, &mut out),
+            CallEvent::Mark { name } => self.agent.on_mark(&name),
+            CallEvent::Stop(stop) => {
+                tracing::info!(reason = ?stop.reason, "carrier stopped the call");
+                self.agent.on_stop(&mut out);
+            }
+            CallEvent::Clear => {
+                // A peer asked for quiet (Vonage's and some clients' clear).
+                out.call.clear("peer_clear");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_playout(&mut self, event: PlayoutEvent, call: &mut Call<'_>) {
+        let mut out = Output {
+            call,
+            metrics: &self.metrics,
+        };
+        match event {
+            PlayoutEvent::Started => self.agent.on_playout_started(&mut out),
+            PlayoutEvent::Finished => self.agent.on_playout_finished(&mut out),
+        }
+    }
+
+    fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        self.agent.poll_wake(cx)
+    }
+
+    fn on_wake(&mut self, call: &mut Call<'_>) {
+        let mut out = Output {
+            call,
+            metrics: &self.metrics,
+        };
+        self.agent.on_wake(&mut out);
+    }
+}
+
+impl AgentHandler {
+    /// A mode change from a client with a text channel.
+    #[allow(dead_code)]
+    fn change_modes(&mut self, change: ModeChange, call: &mut Call<'_>) {
+        let mut out = Output {
+            call,
+            metrics: &self.metrics,
+        };
+        self.agent.change_modes(change, &mut out);
+    }
+}
+
+/// The call as the agent drives it.
+struct Output<'a, 'b> {
+    call: &'a mut Call<'b>,
+    metrics: &'a AgentMetrics,
+}
+
+impl CallOutput for Output<'_, '_> {
+    fn play(&mut self, audio: &[u8]) {
+        self.call.play(audio);
+    }
+
+    fn mark(&mut self, name: String) {
+        self.call.mark(name);
+    }
+
+    fn clear(&mut self, reason: &str) {
+        self.call.clear(reason);
+    }
+
+    fn hangup(&mut self) {
+        self.call.hangup();
+    }
+
+    fn played(&self) -> Duration {
+        self.call.played()
+    }
+
+    fn is_playing(&self) -> bool {
+        self.call.is_playing()
+    }
+
+    fn report(&mut self, event: AgentEvent) {
+        let m = self.metrics;
+        match event {
+            AgentEvent::Transcript {
+                role,
+                text,
+                is_final,
+            } => {
+                let speaker = if role == Role::User { "caller" } else { "bot" };
+                if is_final {
+                    tracing::info!(speaker, text = %text, "transcript");
+                }
+                self.call.publish(EventKind::Transcript {
+                    speaker: speaker.to_owned(),
+                    text,
+                    is_final,
+                });
+            }
+            AgentEvent::Turn(marks) => {
+                let eot = marks.end_of_turn;
+                let since =
+                    |at: Option<std::time::Instant>| at.map(|at| at.saturating_duration_since(eot));
+                let stages = [
+                    ("llm_first_token", since(marks.llm_first_token)),
+                    ("tts_first_audio", since(marks.tts_first_audio)),
+                    ("first_frame", since(marks.first_frame)),
+                ];
+                for (stage, latency) in stages {
+                    if let Some(latency) = latency {
+                        m.stage_latency
+                            .get_or_create(&StageLabel { stage })
+                            .observe(latency.as_secs_f64());
+                    }
+                }
+                let from_final = marks
+                    .stt_final
+                    .zip(marks.first_frame)
+                    .map(|(f, first)| first.saturating_duration_since(f));
+                if let Some(latency) = from_final {
+                    m.stt_final_to_first_frame.observe(latency.as_secs_f64());
+                }
+                if let Some(total) = marks.turn_latency() {
+                    m.turn_latency.observe(total.as_secs_f64());
+                    self.call.observe_turn_latency(total);
+                }
+                if let Some(own) = marks.framework_latency() {
+                    m.framework_latency.observe(own.as_secs_f64());
+                }
+                let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+                self.call.publish(EventKind::TurnLatency {
+                    speech_end_to_first_frame_ms: ms(marks.turn_latency()),
+                    end_of_turn_to_first_frame_ms: ms(since(marks.first_frame)),
+                    llm_first_token_ms: ms(since(marks.llm_first_token)),
+                    tts_first_audio_ms: ms(since(marks.tts_first_audio)),
+                    stt_final_to_first_frame_ms: ms(from_final),
+                });
+            }
+            AgentEvent::Ttfb { provider, latency } => {
+                m.ttfb
+                    .get_or_create(&ProviderLabel { provider })
+                    .observe(latency.as_secs_f64());
+            }
+            AgentEvent::BargeIn { heard } => {
+                m.barge_ins.inc();
+                tracing::info!(heard = %heard, "barge-in");
+            }
+            AgentEvent::Modes(modes) => {
+                tracing::info!(?modes, "modes");
+            }
+            AgentEvent::ProviderError { error, recovered } => {
+                m.provider_errors
+                    .get_or_create(&ProviderErrorLabel {
+                        provider: error.provider,
+                        recovered,
+                    })
+                    .inc();
+                self.call.publish(EventKind::Error {
+                    message: error.to_string(),
+                });
+            }
+            AgentEvent::Usage(usage) => {
+                m.stt_seconds.inc_by(usage.stt_seconds);
+                m.tts_characters.inc_by(usage.tts_characters);
+                m.llm_tokens
+                    .get_or_create(&TokenLabel { kind: "prompt" })
+                    .inc_by(usage.llm_prompt_tokens);
+                m.llm_tokens
+                    .get_or_create(&TokenLabel { kind: "completion" })
+                    .inc_by(usage.llm_completion_tokens);
+                self.call.publish(EventKind::Usage {
+                    stt_seconds: usage.stt_seconds,
+                    tts_characters: usage.tts_characters,
+                    llm_prompt_tokens: usage.llm_prompt_tokens,
+                    llm_completion_tokens: usage.llm_completion_tokens,
+                });
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Shared for tests and binaries that build an agent server by hand.
+pub fn agent_server(
+    config: crate::ServerConfig,
+    setup: AgentSetup,
+    mut registry: Registry,
+) -> crate::Server {
+    let metrics = AgentMetrics::new(&mut registry);
+    crate::Server::with_registry(config, AgentFactory::new(setup, metrics), registry)
+}

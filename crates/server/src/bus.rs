@@ -83,6 +83,31 @@ pub enum EventKind {
         /// Final (not an interim guess that may change).
         is_final: bool,
     },
+    /// A reply's latency marks, ms (absent stages did not happen, e.g. no speech for a
+    /// text turn).
+    TurnLatency {
+        /// End of the caller's speech (VAD) to the reply's first audio frame.
+        speech_end_to_first_frame_ms: Option<f64>,
+        /// End of the turn to the reply's first frame (or its text).
+        end_of_turn_to_first_frame_ms: Option<f64>,
+        /// End of the turn to the model's first text.
+        llm_first_token_ms: Option<f64>,
+        /// End of the turn to the first synthesised audio.
+        tts_first_audio_ms: Option<f64>,
+        /// The recogniser's final transcript to the reply's first frame.
+        stt_final_to_first_frame_ms: Option<f64>,
+    },
+    /// What the call used (at its end).
+    Usage {
+        /// Seconds of audio recognised.
+        stt_seconds: f64,
+        /// Characters synthesised.
+        tts_characters: u64,
+        /// Prompt tokens.
+        llm_prompt_tokens: u64,
+        /// Generated tokens.
+        llm_completion_tokens: u64,
+    },
     /// A carrier's HTTP callback about the call (status changes and the like).
     Webhook {
         /// The callback's fields as received.
