@@ -171,7 +171,10 @@ impl Default for AgentConfig {
             fallback_line: "Sorry, I'm having trouble right now. Could you say that again?"
                 .to_owned(),
             modes: Modes::default(),
-            turn: TurnConfig::default(),
+            turn: TurnConfig {
+                stop_secs: 0.5,
+                ..TurnConfig::default()
+            },
             vad: VadKind::default(),
             final_wait: Duration::from_millis(600),
             interruption: InterruptionPolicy::default(),

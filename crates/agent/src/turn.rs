@@ -67,6 +67,9 @@ pub struct TurnTaker {
     interim: String,
     speaking: bool,
     stopped_at: Option<Instant>,
+    /// The recogniser said the utterance ended while the VAD still heard the caller
+    /// (its stop comes `stop_secs` after the voice): the VAD's stop ends the turn.
+    recogniser_ended: bool,
 }
 
 impl TurnTaker {
@@ -78,6 +81,7 @@ impl TurnTaker {
             interim: String::new(),
             speaking: false,
             stopped_at: None,
+            recogniser_ended: false,
         }
     }
 
@@ -87,12 +91,17 @@ impl TurnTaker {
             TurnInput::SpeechStarted => {
                 self.speaking = true;
                 self.stopped_at = None;
+                self.recogniser_ended = false;
                 None
             }
             TurnInput::SpeechStopped => {
                 self.speaking = false;
                 self.stopped_at = Some(now);
-                None
+                if std::mem::take(&mut self.recogniser_ended) {
+                    self.end(EndReason::Recogniser)
+                } else {
+                    None
+                }
             }
             TurnInput::Transcript {
                 text,
@@ -109,6 +118,8 @@ impl TurnTaker {
                     text.clone_into(&mut self.interim);
                 }
                 if self.speaking {
+                    // Words after the recogniser's end: the caller went on.
+                    self.recogniser_ended = end_of_utterance;
                     None
                 } else if end_of_utterance {
                     self.end(EndReason::Recogniser)
@@ -119,7 +130,10 @@ impl TurnTaker {
                 }
             }
             TurnInput::UtteranceEnd if !self.speaking => self.end(EndReason::Recogniser),
-            TurnInput::UtteranceEnd => None,
+            TurnInput::UtteranceEnd => {
+                self.recogniser_ended = !self.text().is_empty();
+                None
+            }
         }
     }
 
@@ -144,6 +158,7 @@ impl TurnTaker {
 
     /// Forgets the turn in progress (the call moved on: a greeting, a hang-up).
     pub fn reset(&mut self) {
+        self.recogniser_ended = false;
         self.finals.clear();
         self.interim.clear();
         self.stopped_at = None;
@@ -261,6 +276,30 @@ mod tests {
             .on_input(TurnInput::UtteranceEnd, ms(t0, 2300))
             .expect("ended");
         assert_eq!(end.text, "My number is five five five.");
+    }
+
+    #[test]
+    fn the_recognisers_end_before_the_vads_stop_ends_the_turn_at_the_stop() {
+        // The recogniser's endpointing (300 ms) is quicker than the VAD's stop (0.8 s):
+        // the turn ends at the VAD's stop, with no timer on top.
+        let t0 = Instant::now();
+        let mut turn = TurnTaker::new(Duration::from_millis(1500));
+        turn.on_input(TurnInput::SpeechStarted, t0);
+        assert_eq!(
+            turn.on_input(transcript("Two bedrooms.", true, true), ms(t0, 1300)),
+            None,
+            "the VAD still hears the caller"
+        );
+        let end = turn
+            .on_input(TurnInput::SpeechStopped, ms(t0, 1800))
+            .expect("ended at the stop");
+        assert_eq!(end.text, "Two bedrooms.");
+        assert_eq!(end.reason, EndReason::Recogniser);
+        // But words after the recogniser's end mean the caller went on.
+        turn.on_input(TurnInput::SpeechStarted, ms(t0, 3000));
+        turn.on_input(transcript("And a", true, true), ms(t0, 3500));
+        turn.on_input(transcript("and a garden", false, false), ms(t0, 3700));
+        assert_eq!(turn.on_input(TurnInput::SpeechStopped, ms(t0, 4200)), None);
     }
 
     #[test]

@@ -96,7 +96,21 @@ impl From<SpeakerEvent> for Report {
 enum Outcome {
     Done,
     Cancelled,
-    Failed { error: ProviderError, spoke: bool },
+    /// `retryable`: the stream broke before any text, after the adapter had
+    /// connected (a failure to connect was already retried by the adapter).
+    Failed {
+        error: ProviderError,
+        retryable: bool,
+    },
+}
+
+/// How far a reply got.
+#[derive(Debug, Default)]
+struct Progress {
+    /// The brain's stream was open.
+    streaming: AtomicBool,
+    /// Its first text arrived.
+    spoke: AtomicBool,
 }
 
 pub(crate) struct Worker {
@@ -308,7 +322,7 @@ impl Worker {
                     self.report(Report::ReplyEnded { id, error: None }).await;
                     return;
                 }
-                Outcome::Failed { error, spoke } => {
+                Outcome::Failed { error, retryable } => {
                     tracing::warn!(error = %error, attempt, "reply failed");
                     self.report(Report::ReplyEnded {
                         id,
@@ -327,7 +341,7 @@ impl Worker {
                         }
                     }
                     attempt += 1;
-                    if !spoke && error.is_retryable() && attempt < self.config.retry.attempts {
+                    if retryable && error.is_retryable() && attempt < self.config.retry.attempts {
                         tokio::time::sleep(self.config.retry.delay(attempt - 1, &error)).await;
                         continue;
                     }
@@ -344,7 +358,7 @@ impl Worker {
         let messages = self.history.messages();
         let reports = self.reports.clone();
         let mut speaker = if spoken { self.speaker.take() } else { None };
-        let spoke = Arc::new(AtomicBool::new(false));
+        let progress = Arc::new(Progress::default());
         let result = {
             let run = run_reply(
                 kind,
@@ -352,7 +366,7 @@ impl Worker {
                 messages,
                 speaker.as_mut(),
                 &reports,
-                Arc::clone(&spoke),
+                Arc::clone(&progress),
             );
             tokio::pin!(run);
             loop {
@@ -395,7 +409,8 @@ impl Worker {
                 }
                 Outcome::Failed {
                     error,
-                    spoke: spoke.load(Ordering::Relaxed),
+                    retryable: progress.streaming.load(Ordering::Relaxed)
+                        && !progress.spoke.load(Ordering::Relaxed),
                 }
             }
         };
@@ -470,7 +485,7 @@ async fn run_reply(
     messages: Vec<voxline_core::ChatMessage>,
     speaker: Option<&mut Speaker>,
     reports: &mpsc::Sender<Report>,
-    spoke: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 ) -> Result<String, ProviderError> {
     let stream = match kind {
         ReplyKind::Line(line) => fixed(line),
@@ -482,10 +497,14 @@ async fn run_reply(
                     "no language model configured",
                 )
             })?;
-            brain.reply(messages).await?
+            let stream = brain.reply(messages).await?;
+            // The adapter retried the request itself; from here a failure is the
+            // stream's, which only this layer can retry.
+            progress.streaming.store(true, Ordering::Relaxed);
+            stream
         }
     };
-    let stream = first_token_marked(stream, reports.clone(), spoke);
+    let stream = first_token_marked(stream, reports.clone(), progress);
     match speaker {
         Some(speaker) => speaker.speak(stream, reports).await.map(|s| s.text),
         None => {
@@ -527,7 +546,7 @@ fn fixed(line: &str) -> LlmStream {
 fn first_token_marked(
     mut stream: LlmStream,
     reports: mpsc::Sender<Report>,
-    spoke: Arc<AtomicBool>,
+    progress: Arc<Progress>,
 ) -> LlmStream {
     // Dropping the returned stream (barge-in) ends the relay at once, which drops the
     // original and so cancels the request.
@@ -539,7 +558,9 @@ fn first_token_marked(
                 () = tx.closed() => break,
             };
             let Some(event) = event else { break };
-            if matches!(event, LlmEvent::TextDelta(_)) && !spoke.swap(true, Ordering::Relaxed) {
+            if matches!(event, LlmEvent::TextDelta(_))
+                && !progress.spoke.swap(true, Ordering::Relaxed)
+            {
                 let _ = reports.send(Report::FirstToken(Instant::now())).await;
             }
             if tx.send(event).await.is_err() {

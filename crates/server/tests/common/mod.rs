@@ -12,6 +12,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
 use voxline_server::{HandlerFactory, Server, ServerConfig};
 
+pub mod agent;
+
 pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 pub struct TestServer {
@@ -23,11 +25,19 @@ pub struct TestServer {
 
 impl TestServer {
     pub async fn start(config: ServerConfig, factory: impl HandlerFactory) -> Self {
+        Self::start_with(config, |config| Server::new(config, factory)).await
+    }
+
+    /// A server built by `build` from `config`, serving on 127.0.0.1:0.
+    pub async fn start_with(
+        config: ServerConfig,
+        build: impl FnOnce(ServerConfig) -> Server,
+    ) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("address");
-        let server = Server::new(config, factory);
+        let server = build(config);
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.clone().serve(listener, async move {
             let _ = stopped.await;

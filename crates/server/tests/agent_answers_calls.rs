@@ -1,0 +1,112 @@
+//! The voice agent end to end over loopback (issue 6): callsim places the call in a
+//! carrier's dialect, the agent server answers with the Deepgram, OpenAI chat and
+//! ElevenLabs emulators behind it. The greeting is heard, the caller's fixture
+//! utterance is transcribed (scripted), the reply is streamed through speech synthesis
+//! and reaches the caller, and the history holds what was said.
+
+mod common;
+
+use std::time::Duration;
+
+use common::agent::{LONG, Script, Stack};
+use voxline_agent::AgentConfig;
+use voxline_fixtures::speech::{self, Variant};
+use voxline_testkit::callsim::{self, Audio, Dialect, Scenario};
+use voxline_testkit::emulators::deepgram::Line;
+
+fn path(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::Exotel => "/media",
+        Dialect::Smartflo => "/smartflo/audio",
+        Dialect::Twilio => "/twilio",
+        _ => "/ws",
+    }
+}
+
+/// Silence before the caller speaks: the greeting plays in it.
+const LEAD_IN: Duration = Duration::from_secs(3);
+
+/// The first utterance of the US fixture at the dialect's rate, with 200 ms around it,
+/// and the recogniser's script for it when it starts at `at` in the call's audio.
+fn utterance(dialect: Dialect, at: Duration) -> (Audio, Line, String) {
+    let rate = dialect.default_format().sample_rate;
+    let speech = speech::load("caller_en_us", rate, Variant::Clean);
+    let u = &speech.utterances[0];
+    let from = ((u.start_ms - 200.0).max(0.0) / 1000.0 * f64::from(rate)) as usize;
+    let to = ((u.end_ms + 200.0) / 1000.0 * f64::from(rate)) as usize;
+    let audio = Audio::from_samples(
+        speech.samples[from..to.min(speech.samples.len())].to_vec(),
+        rate,
+    );
+    let start = at.as_secs_f64() + 0.2;
+    let end = start + (u.end_ms - u.start_ms) / 1000.0;
+    (audio, Line::new(u.text.clone(), start, end), u.text.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_call_in_each_dialect() {
+    let runs = [Dialect::Exotel, Dialect::Smartflo, Dialect::Twilio].map(|dialect| async move {
+        let (audio, line, said) = utterance(dialect, LEAD_IN);
+        let stack = Stack::start(Script {
+            lines: vec![line],
+            config: AgentConfig {
+                system_prompt: Some("You are a helpful estate agent.".into()),
+                greeting: Some("Hello {{name}}, thanks for calling.".into()),
+                ..AgentConfig::default()
+            },
+            ..Script::default()
+        })
+        .await;
+        let scenario = Scenario::new(stack.server.ws_url(path(dialect)), dialect)
+            .param("name", "Asha")
+            .wait_for_audio(Duration::from_secs(5))
+            .silence(LEAD_IN - Duration::from_millis(100))
+            .play(audio)
+            .wait_for_audio(LONG)
+            .wait_until_quiet(LONG)
+            .hangup();
+        let report = callsim::run_scenario(scenario)
+            .await
+            .unwrap_or_else(|e| panic!("{dialect}: {e}"));
+        assert!(report.passed(), "{dialect}: {report}");
+        assert!(
+            report.call.is_clean(),
+            "{dialect}: {:?}",
+            report.call.violations
+        );
+
+        // The brain got the greeting as the bot's turn and the caller's words after it.
+        let requests = stack.chat_messages();
+        assert_eq!(requests.len(), 1, "{dialect}: {requests:?}");
+        let roles: Vec<&str> = requests[0]
+            .iter()
+            .map(|m| m["role"].as_str().unwrap_or_default())
+            .collect();
+        assert_eq!(roles, ["system", "assistant", "user"], "{dialect}");
+        assert_eq!(
+            requests[0][1]["content"], "Hello Asha, thanks for calling.",
+            "{dialect}: the greeting fills the lead's name"
+        );
+        assert_eq!(requests[0][2]["content"], said.as_str(), "{dialect}");
+
+        // The caller heard both: ElevenLabs' emulator makes 10 ms of tone per
+        // non-space character, so the audio heard is the characters spoken.
+        let chars = |s: &str| s.chars().filter(|c| !c.is_whitespace()).count() as f64;
+        let expected = (chars("Hello Asha, thanks for calling.")
+            + chars("Sure, I can help with that. What is your budget?"))
+            * 10.0;
+        let heard = report.call.bot_audio_ms;
+        assert!(
+            (heard - expected).abs() <= 60.0,
+            "{dialect}: heard {heard} ms of bot audio, expected {expected} ms"
+        );
+        // One mark per segment, each echoed: greeting (1), reply (2: first clause,
+        // then the rest).
+        assert!(
+            report.call.marks.len() >= 3,
+            "{dialect}: {:?}",
+            report.call.marks
+        );
+    });
+    futures_util::future::join_all(runs).await;
+}
