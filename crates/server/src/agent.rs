@@ -2,6 +2,7 @@
 //! [`voxline_agent::Agent`], and records its latencies, usage and errors as
 //! Prometheus metrics and bus events.
 
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -423,4 +424,162 @@ pub fn agent_server(
 ) -> crate::Server {
     let metrics = AgentMetrics::new(&mut registry);
     crate::Server::with_registry(config, AgentFactory::new(setup, metrics), registry)
+}
+
+/// A `POST /chat/text` request: one text turn, with the conversation so far if the
+/// client keeps it (the server keeps no state between requests).
+#[derive(Debug, serde::Deserialize)]
+pub struct ChatTextRequest {
+    /// What the user says.
+    pub message: String,
+    /// Earlier turns, oldest first (`role` `user` or `assistant`, `content`).
+    #[serde(default)]
+    pub history: Vec<ChatTurn>,
+}
+
+/// One turn of a text conversation.
+#[derive(Debug, Clone, serde::Deserialize, serde::Serialize)]
+pub struct ChatTurn {
+    /// `user` or `assistant`.
+    pub role: String,
+    /// What was said.
+    pub content: String,
+}
+
+/// The answer to a `POST /chat/text`.
+#[derive(Debug, serde::Serialize)]
+pub struct ChatTextResponse {
+    /// The agent's reply.
+    pub reply: String,
+    /// The conversation including this turn, to send back with the next request.
+    pub history: Vec<ChatTurn>,
+    /// Whether the model asked to end the conversation (`end_call`).
+    pub end_call: bool,
+}
+
+/// The agent server's own routes beside the carrier endpoints: `GET /` (what this
+/// server is and runs), `POST /connect` (is there room for a call?) and
+/// `POST /chat/text` (one text turn).
+pub fn routes(server: &crate::Server, setup: AgentSetup, about: serde_json::Value) -> axum::Router {
+    use axum::routing::{get, post};
+    let state = RouteState {
+        server: server.clone(),
+        setup,
+        about: Arc::new(about),
+    };
+    axum::Router::new()
+        .route("/", get(info))
+        .route("/connect", post(connect))
+        .route("/chat/text", post(chat_text))
+        .with_state(state)
+}
+
+#[derive(Clone)]
+struct RouteState {
+    server: crate::Server,
+    setup: AgentSetup,
+    about: Arc<serde_json::Value>,
+}
+
+async fn info(
+    axum::extract::State(state): axum::extract::State<RouteState>,
+) -> axum::Json<serde_json::Value> {
+    let mut about = (*state.about).clone();
+    if let Some(object) = about.as_object_mut() {
+        object.insert("version".into(), env!("CARGO_PKG_VERSION").into());
+        object.insert("active_calls".into(), state.server.active_calls().into());
+        object.insert("max_calls".into(), state.server.max_calls().into());
+    }
+    axum::Json(about)
+}
+
+async fn connect(
+    axum::extract::State(state): axum::extract::State<RouteState>,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let active = state.server.active_calls();
+    let max = state.server.max_calls();
+    let available = !state.server.is_draining() && active < max;
+    let status = if available {
+        axum::http::StatusCode::OK
+    } else {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = serde_json::json!({
+        "available": available,
+        "active_calls": active,
+        "max_calls": max,
+        "draining": state.server.is_draining(),
+    });
+    (status, axum::Json(body)).into_response()
+}
+
+async fn chat_text(
+    axum::extract::State(state): axum::extract::State<RouteState>,
+    body: Result<axum::Json<ChatTextRequest>, axum::extract::rejection::JsonRejection>,
+) -> axum::response::Response {
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse;
+    let error = |status: StatusCode, message: String| {
+        (status, axum::Json(serde_json::json!({ "error": message }))).into_response()
+    };
+    let axum::Json(request) = match body {
+        Ok(body) => body,
+        Err(e) => return error(StatusCode::BAD_REQUEST, e.body_text()),
+    };
+    if request.message.trim().is_empty() {
+        return error(StatusCode::BAD_REQUEST, "`message` is empty".into());
+    }
+    let Some(brain) = state.setup.providers.brain.clone() else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no language model configured".into(),
+        );
+    };
+    let config = &state.setup.config;
+    let mut history =
+        voxline_agent::history::History::new(config.system_prompt.clone(), config.max_history);
+    for turn in &request.history {
+        match turn.role.as_str() {
+            "user" => history.push_user(turn.content.clone()),
+            "assistant" => history.push(voxline_core::ChatMessage::assistant(turn.content.clone())),
+            other => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    format!("history role {other:?}: expected user or assistant"),
+                );
+            }
+        }
+    }
+    history.push_user(request.message.clone());
+    let completion = match brain.reply(history.messages()).await {
+        Ok(stream) => stream.collect().await,
+        Err(e) => Err(e),
+    };
+    let completion = match completion {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::warn!(error = %e, "text chat failed");
+            return error(StatusCode::BAD_GATEWAY, e.to_string());
+        }
+    };
+    let end_call = completion
+        .tool_calls
+        .iter()
+        .any(|c| c.name == voxline_agent::config::END_CALL_TOOL);
+    let mut turns = request.history;
+    turns.push(ChatTurn {
+        role: "user".into(),
+        content: request.message,
+    });
+    turns.push(ChatTurn {
+        role: "assistant".into(),
+        content: completion.text.clone(),
+    });
+    axum::Json(ChatTextResponse {
+        reply: completion.text,
+        history: turns,
+        end_call,
+    })
+    .into_response()
 }

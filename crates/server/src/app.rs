@@ -9,7 +9,7 @@ use axum::Router;
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{OriginalUri, Query, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -210,11 +210,63 @@ impl Server {
     }
 }
 
+/// Paths whose connections must present [`ServerConfig::auth_token`].
+const AUTH_PATH: &str = "/ws/auth";
+
+/// Whether a request to an authenticated path carries the configured token.
+fn authorized(config: &ServerConfig, query: Option<&str>, headers: &HeaderMap) -> bool {
+    let Some(expected) = config.auth_token.as_deref().filter(|t| !t.is_empty()) else {
+        return false;
+    };
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let from_query = query.and_then(|q| {
+        q.split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(k, _)| *k == "token")
+            .map(|(_, v)| v)
+    });
+    [bearer, from_query]
+        .into_iter()
+        .flatten()
+        .any(|token| constant_time_eq(token.as_bytes(), expected.as_bytes()))
+}
+
+/// Compares without an early exit, so timing does not reveal the token's prefix.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 async fn carrier_socket(
     State(server): State<Server>,
     OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Response {
+    if (uri.path() == AUTH_PATH || uri.path().starts_with("/ws/auth/"))
+        && !authorized(&server.shared.config, uri.query(), &headers)
+    {
+        server
+            .shared
+            .metrics
+            .calls_rejected
+            .get_or_create(&ReasonLabel {
+                reason: "unauthorized".to_owned(),
+            })
+            .inc();
+        tracing::warn!(
+            path = uri.path(),
+            "connection refused: missing or wrong token"
+        );
+        return (
+            StatusCode::UNAUTHORIZED,
+            "this path needs a valid token (?token= or Authorization: Bearer)\n",
+        )
+            .into_response();
+    }
     let Ok(upgrade) = upgrade else {
         return (
             StatusCode::UPGRADE_REQUIRED,
@@ -248,11 +300,14 @@ async fn carrier_socket(
 }
 
 async fn health(State(server): State<Server>) -> impl IntoResponse {
+    let active = server.active_calls();
+    let max = server.shared.config.max_calls;
     axum::Json(serde_json::json!({
         "status": "ok",
         "version": env!("CARGO_PKG_VERSION"),
-        "active_calls": server.active_calls(),
-        "max_calls": server.shared.config.max_calls,
+        "active_calls": active,
+        "max_calls": max,
+        "capacity_usage": if max == 0 { 1.0 } else { active as f64 / max as f64 },
         "draining": server.draining.load(Ordering::SeqCst),
     }))
 }

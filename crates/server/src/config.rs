@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub max_queued_audio: Duration,
     /// Events kept for slow `/events` subscribers.
     pub event_bus_capacity: usize,
+    /// The token a client must present (`?token=` or `Authorization: Bearer`) on the
+    /// paths under `/ws/auth`; with none set, those paths refuse everyone.
+    pub auth_token: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +52,7 @@ impl Default for ServerConfig {
             playout_lead: Duration::from_millis(40),
             max_queued_audio: Duration::from_secs(120),
             event_bus_capacity: 4096,
+            auth_token: None,
         }
     }
 }

@@ -369,6 +369,14 @@ impl Connection {
         f(active.handler.as_mut(), &mut call);
         let (replied_now, close) = (call.replied_now, call.close);
         if close {
+            // Dialects without a hang-up message end the call by closing the socket:
+            // with a close frame, so the carrier sees a clean end, not a reset.
+            if !self.out.iter().any(|f| matches!(f, WsFrame::Close { .. })) {
+                self.out.push(WsFrame::Close {
+                    code: 1000,
+                    reason: "call ended by the bot".to_owned(),
+                });
+            }
             self.ended = true;
         }
         Some(replied_now)
