@@ -50,6 +50,9 @@ pub(crate) fn build(settings: &Settings) -> (Providers, Vec<Status>) {
             if let Some(model) = &settings.deepgram_model {
                 config = config.model(model.clone());
             }
+            if let Some(url) = &settings.deepgram_base_url {
+                config = config.base_url(url.clone());
+            }
             status("stt", "deepgram", None);
             Some(Arc::new(voxline_deepgram::Deepgram::new(config)))
         }
@@ -149,6 +152,9 @@ pub(crate) fn build(settings: &Settings) -> (Providers, Vec<Status>) {
             }
             if let Some(model) = &settings.elevenlabs_model {
                 config = config.model_id(model.clone());
+            }
+            if let Some(url) = &settings.elevenlabs_base_url {
+                config = config.base_url(url.clone());
             }
             status("tts", "elevenlabs", None);
             Some(Arc::new(voxline_elevenlabs::ElevenLabs::new(config)))

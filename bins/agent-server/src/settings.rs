@@ -73,6 +73,12 @@ pub(crate) struct Args {
     /// Base URL of the OpenAI-compatible chat API (any compatible backend).
     #[arg(long, env = "OPENAI_BASE_URL")]
     pub(crate) llm_base_url: Option<String>,
+    /// Deepgram's base URL (a proxy, a region, or an emulator).
+    #[arg(long, env = "DEEPGRAM_BASE_URL")]
+    pub(crate) deepgram_base_url: Option<String>,
+    /// ElevenLabs' base URL (a proxy, a region, or an emulator).
+    #[arg(long, env = "ELEVENLABS_BASE_URL")]
+    pub(crate) elevenlabs_base_url: Option<String>,
     /// Deepgram model (default nova-3).
     #[arg(long, env = "DEEPGRAM_MODEL")]
     pub(crate) deepgram_model: Option<String>,
@@ -110,6 +116,8 @@ struct File {
     llm_model: Option<String>,
     llm_base_url: Option<String>,
     deepgram_model: Option<String>,
+    deepgram_base_url: Option<String>,
+    elevenlabs_base_url: Option<String>,
     elevenlabs_voice: Option<String>,
     elevenlabs_model: Option<String>,
     language: Option<String>,
@@ -135,6 +143,8 @@ pub(crate) struct Settings {
     pub(crate) llm_model: String,
     pub(crate) llm_base_url: Option<String>,
     pub(crate) deepgram_model: Option<String>,
+    pub(crate) deepgram_base_url: Option<String>,
+    pub(crate) elevenlabs_base_url: Option<String>,
     pub(crate) elevenlabs_voice: Option<String>,
     pub(crate) elevenlabs_model: Option<String>,
     pub(crate) language: Option<String>,
@@ -208,6 +218,8 @@ impl Settings {
                 .unwrap_or_else(|| "gpt-4.1-mini".into()),
             llm_base_url: args.llm_base_url.or(file.llm_base_url),
             deepgram_model: args.deepgram_model.or(file.deepgram_model),
+            deepgram_base_url: args.deepgram_base_url.or(file.deepgram_base_url),
+            elevenlabs_base_url: args.elevenlabs_base_url.or(file.elevenlabs_base_url),
             elevenlabs_voice: args.elevenlabs_voice.or(file.elevenlabs_voice),
             elevenlabs_model: args.elevenlabs_model.or(file.elevenlabs_model),
             language: args.language.or(file.language),
