@@ -1,6 +1,9 @@
-//! Voxline's per-call voice-agent runtime (issue 6, being built).
+//! Voxline's per-call voice-agent runtime.
 //!
-//! So far:
+//! [`Agent`] runs one call: it is fed the call's audio, text, key presses and marks on
+//! the call's own task, decides when the caller's turn is over and when they interrupt,
+//! and drives a worker task that owns the provider sessions; the host (voxline-server's
+//! handler, or a test) implements [`CallOutput`] over its call. The pieces:
 //! - [`brain::Brain`] is the seam that decides what to say next; [`brain::LlmBrain`]
 //!   asks a language model.
 //! - [`text::SentenceSplitter`] cuts a model's streamed reply into the pieces sent to
