@@ -11,6 +11,7 @@ use std::time::Duration;
 use common::agent::{LONG, Script, Stack};
 use voxline_agent::AgentConfig;
 use voxline_fixtures::speech::{self, Variant};
+use voxline_server::EventKind;
 use voxline_testkit::callsim::{self, Audio, Dialect, Scenario};
 use voxline_testkit::emulators::deepgram::Line;
 
@@ -59,6 +60,7 @@ async fn a_whole_call_in_each_dialect() {
             ..Script::default()
         })
         .await;
+        let mut bus = stack.server.server.bus().subscribe();
         let scenario = Scenario::new(stack.server.ws_url(path(dialect)), dialect)
             .param("name", "Asha")
             .wait_for_audio(Duration::from_secs(5))
@@ -102,6 +104,59 @@ async fn a_whole_call_in_each_dialect() {
             (heard - expected).abs() <= 60.0,
             "{dialect}: heard {heard} ms of bot audio, expected {expected} ms"
         );
+        // The event bus carried the transcripts both ways, the turn's latency marks and
+        // the call's usage; Prometheus has the turn and its stages.
+        let mut kinds = Vec::new();
+        while let Ok(event) = bus.try_recv() {
+            kinds.push(event.kind.clone());
+        }
+        let said_on_bus = kinds.iter().any(|k| {
+            matches!(k, EventKind::Transcript { speaker, text, is_final: true }
+                if speaker == "caller" && text == &said)
+        });
+        assert!(said_on_bus, "{dialect}: {kinds:?}");
+        assert!(
+            kinds
+                .iter()
+                .any(|k| matches!(k, EventKind::Transcript { speaker, .. } if speaker == "bot")),
+            "{dialect}"
+        );
+        let latency = kinds.iter().find_map(|k| match k {
+            EventKind::TurnLatency {
+                end_of_turn_to_first_frame_ms,
+                llm_first_token_ms,
+                tts_first_audio_ms,
+                ..
+            } => Some((
+                *end_of_turn_to_first_frame_ms,
+                *llm_first_token_ms,
+                *tts_first_audio_ms,
+            )),
+            _ => None,
+        });
+        let (Some(total), Some(llm), Some(tts)) = latency.expect("a turn-latency event") else {
+            panic!("{dialect}: missing stages in {latency:?}");
+        };
+        assert!(
+            llm <= tts && tts <= total,
+            "{dialect}: stages out of order {latency:?}"
+        );
+        assert!(
+            kinds.iter().any(
+                |k| matches!(k, EventKind::Usage { tts_characters, .. } if *tts_characters > 0)
+            ),
+            "{dialect}: {kinds:?}"
+        );
+        let (_, metrics) = common::get(stack.server.addr, "/metrics").await;
+        for line in [
+            "voxline_agent_turn_latency_seconds_count 1",
+            "voxline_agent_stage_latency_seconds_count{stage=\"first_frame\"} 1",
+        ] {
+            assert!(
+                metrics.contains(line),
+                "{dialect}: no {line:?} in\n{metrics}"
+            );
+        }
         // One mark per segment, each echoed: greeting (1), reply (2: first clause,
         // then the rest). Vonage has no marks on the wire.
         if dialect != Dialect::Vonage {
