@@ -24,11 +24,8 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let mut out = Vec::new();
     for dialect in Dialect::ALL {
-        let mut session = Session::new(SessionConfig {
-            dialect,
-            url_sample_rate: rate,
-            fallback_call_id: "fuzz".into(),
-        });
+        let mut session =
+            Session::new(SessionConfig::new(dialect, "fuzz").with_url_sample_rate(rate));
         for frame in &frames {
             let before = session.info().cloned();
             if session.decode(frame).is_err() {

@@ -23,6 +23,24 @@ pub struct SessionConfig {
     pub fallback_call_id: String,
 }
 
+impl SessionConfig {
+    /// A config for `dialect` with no URL sample rate: the way to build one that keeps
+    /// compiling when fields are added.
+    pub fn new(dialect: Dialect, fallback_call_id: impl Into<String>) -> Self {
+        Self {
+            dialect,
+            url_sample_rate: None,
+            fallback_call_id: fallback_call_id.into(),
+        }
+    }
+
+    /// Sets the sample rate the connection URL asked for.
+    pub fn with_url_sample_rate(mut self, rate: Option<u32>) -> Self {
+        self.url_sample_rate = rate;
+        self
+    }
+}
+
 /// One call's codec state: the dialect, the call's info once `start` arrived, and the
 /// counters outbound messages carry.
 ///
@@ -34,11 +52,7 @@ pub struct SessionConfig {
 /// ```
 /// use voxline_telephony::{BotCommand, CallEvent, Decoded, Dialect, Session, SessionConfig, WsFrame};
 ///
-/// let mut session = Session::new(SessionConfig {
-///     dialect: Dialect::Twilio,
-///     url_sample_rate: None,
-///     fallback_call_id: "conn-1".into(),
-/// });
+/// let mut session = Session::new(SessionConfig::new(Dialect::Twilio, "conn-1"));
 /// let start = r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1",
 ///     "start":{"streamSid":"MZ1","callSid":"CA1","accountSid":"AC1","tracks":["inbound"],
 ///              "mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#;

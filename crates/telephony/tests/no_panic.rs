@@ -30,11 +30,7 @@ fn sessions() -> Vec<Session> {
         .into_iter()
         .flat_map(|dialect| {
             [None, Some(16000), Some(44100)].map(|rate| {
-                Session::new(SessionConfig {
-                    dialect,
-                    url_sample_rate: rate,
-                    fallback_call_id: "fallback".into(),
-                })
+                Session::new(SessionConfig::new(dialect, "fallback").with_url_sample_rate(rate))
             })
         })
         .collect()
