@@ -202,11 +202,10 @@ impl Connection {
     /// The dialect is known: set up the session.
     fn begin(&mut self, dialect: Dialect) {
         tracing::Span::current().record("dialect", dialect.name());
-        let session = Session::new(SessionConfig {
-            dialect,
-            url_sample_rate: self.hint.url_sample_rate,
-            fallback_call_id: self.call_id.to_string(),
-        });
+        let session = Session::new(
+            SessionConfig::new(dialect, self.call_id.to_string())
+                .with_url_sample_rate(self.hint.url_sample_rate),
+        );
         self.state = Some(CallState {
             session,
             metrics: self.shared.metrics.for_dialect(dialect),
@@ -329,7 +328,9 @@ impl Connection {
                     },
                 );
             }
-            CallEvent::Connected | CallEvent::Clear | CallEvent::Cleared => {}
+            // Connected, Clear, Cleared, and what only the handler acts on (a browser
+            // client's text messages and mode changes, and events added later).
+            _ => {}
         }
         let is_media = matches!(event, CallEvent::Media(_));
         match self.with_handler(|handler, call| handler.on_event(event, call)) {
