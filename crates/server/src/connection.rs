@@ -43,6 +43,8 @@ pub(crate) struct Shared {
 pub(crate) struct ConnectionHint {
     pub(crate) dialect: Option<Dialect>,
     pub(crate) url_sample_rate: Option<u32>,
+    /// The query string, for dialects that read it (Voxline's custom parameters).
+    pub(crate) url_query: Option<String>,
 }
 
 /// Runs a connection to its end.
@@ -204,7 +206,8 @@ impl Connection {
         tracing::Span::current().record("dialect", dialect.name());
         let session = Session::new(
             SessionConfig::new(dialect, self.call_id.to_string())
-                .with_url_sample_rate(self.hint.url_sample_rate),
+                .with_url_sample_rate(self.hint.url_sample_rate)
+                .with_url_query(self.hint.url_query.clone()),
         );
         self.state = Some(CallState {
             session,
