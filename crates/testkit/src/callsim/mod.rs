@@ -23,10 +23,10 @@
 //! The carrier streams continuously: without caller audio it sends silence frames
 //! (`0xFF` mu-law, zero PCM). Bot audio is played on the carrier's clock; a mark is
 //! echoed when the audio queued before it has played; a clear drops what has not
-//! played (Twilio, Smartflo, Exotel and Telnyx then echo pending marks; Plivo answers
-//! `clearedAudio`, Vonage `websocket:cleared`; Voxline echoes pending marks too).
+//! played (Twilio, Smartflo, Exotel, Telnyx and Voxline then echo pending marks; Plivo
+//! answers `clearedAudio`, Vonage `websocket:cleared`).
 //!
-//! Voxline, Voxline's own protocol for browser and app clients, also carries text:
+//! Voxline's own protocol for browser and app clients also carries text:
 //! scenarios send typed messages ([`Step::SendText`]) and mode changes
 //! ([`Step::ModeChange`]), and wait for the bot's transcripts ([`Step::WaitForText`]);
 //! the report records every transcript ([`CallReport::texts`]) and mode
