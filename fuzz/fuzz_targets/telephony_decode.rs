@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use voxline_telephony::detect::{self, Detector};
-use voxline_telephony::{BotCommand, Dialect, Session, SessionConfig, WsFrame};
+use voxline_telephony::{BotCommand, Dialect, Modes, Session, SessionConfig, TextRole, WsFrame};
 
 fuzz_target!(|data: &[u8]| {
     let [control, rest @ ..] = data else { return };
@@ -24,11 +24,11 @@ fuzz_target!(|data: &[u8]| {
         .collect();
     let mut out = Vec::new();
     for dialect in Dialect::ALL {
-        let mut session = Session::new(SessionConfig {
-            dialect,
-            url_sample_rate: rate,
-            fallback_call_id: "fuzz".into(),
-        });
+        let mut session = Session::new(
+            SessionConfig::new(dialect, "fuzz")
+                .with_url_sample_rate(rate)
+                .with_url_query(Some("voice_input=false&k=%41")),
+        );
         for frame in &frames {
             let before = session.info().cloned();
             if session.decode(frame).is_err() {
@@ -40,6 +40,12 @@ fuzz_target!(|data: &[u8]| {
                 BotCommand::Mark("m".into()),
                 BotCommand::Clear,
                 BotCommand::Hangup,
+                BotCommand::Text {
+                    role: TextRole::Bot,
+                    text: "t".into(),
+                    is_final: true,
+                },
+                BotCommand::Modes(Modes::default()),
             ] {
                 let _ = session.encode(&command, &mut out);
             }

@@ -43,16 +43,19 @@ enum Command {
 
 #[derive(Debug, Args)]
 struct LineArgs {
-    /// The carrier to simulate: exotel, smartflo, twilio, plivo, telnyx or vonage.
+    /// The carrier to simulate: exotel, smartflo, twilio, plivo, telnyx or vonage; or
+    /// voxline, Voxline's own browser/app protocol (point it at /ws/flexible).
     #[arg(long)]
     dialect: Dialect,
     /// A per-call parameter, delivered as the carrier delivers them (repeatable).
     #[arg(long = "param", value_name = "KEY=VALUE", value_parser = parse_param)]
     params: Vec<(String, String)>,
-    /// Line sample rate (Exotel 8000/16000/24000, Plivo L16 8000/16000, Vonage 16000/8000).
+    /// Line sample rate (Exotel 8000/16000/24000, Plivo L16 8000/16000, Vonage 16000/8000,
+    /// Voxline PCM16 8000/16000/24000/48000).
     #[arg(long)]
     sample_rate: Option<u32>,
-    /// Line encoding where the carrier offers a choice (Plivo: mulaw or l16).
+    /// Line encoding where the carrier offers a choice (Plivo: mulaw or l16; Voxline:
+    /// pcm16 or mulaw).
     #[arg(long)]
     encoding: Option<String>,
 }

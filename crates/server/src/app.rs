@@ -283,6 +283,7 @@ async fn carrier_socket(
     let hint = ConnectionHint {
         dialect: detect::from_url(uri.path(), uri.query()),
         url_sample_rate: uri.query().and_then(detect::url_sample_rate),
+        url_query: uri.query().map(str::to_owned),
     };
     let config = &server.shared.config;
     let shared = Arc::clone(&server.shared);

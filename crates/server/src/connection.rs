@@ -43,6 +43,8 @@ pub(crate) struct Shared {
 pub(crate) struct ConnectionHint {
     pub(crate) dialect: Option<Dialect>,
     pub(crate) url_sample_rate: Option<u32>,
+    /// The query string, for dialects that read it (Voxline's custom parameters).
+    pub(crate) url_query: Option<String>,
 }
 
 /// Runs a connection to its end.
@@ -202,11 +204,11 @@ impl Connection {
     /// The dialect is known: set up the session.
     fn begin(&mut self, dialect: Dialect) {
         tracing::Span::current().record("dialect", dialect.name());
-        let session = Session::new(SessionConfig {
-            dialect,
-            url_sample_rate: self.hint.url_sample_rate,
-            fallback_call_id: self.call_id.to_string(),
-        });
+        let session = Session::new(
+            SessionConfig::new(dialect, self.call_id.to_string())
+                .with_url_sample_rate(self.hint.url_sample_rate)
+                .with_url_query(self.hint.url_query.clone()),
+        );
         self.state = Some(CallState {
             session,
             metrics: self.shared.metrics.for_dialect(dialect),
@@ -329,7 +331,9 @@ impl Connection {
                     },
                 );
             }
-            CallEvent::Connected | CallEvent::Clear | CallEvent::Cleared => {}
+            // Connected, Clear, Cleared, and what only the handler acts on (a browser
+            // client's text messages and mode changes, and events added later).
+            _ => {}
         }
         let is_media = matches!(event, CallEvent::Media(_));
         match self.with_handler(|handler, call| handler.on_event(event, call)) {

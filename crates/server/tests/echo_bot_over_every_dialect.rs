@@ -21,7 +21,8 @@ fn path(dialect: Dialect) -> &'static str {
         Dialect::Exotel => "/media",
         Dialect::Smartflo => "/smartflo/audio",
         Dialect::Twilio => "/ws/stream/CA0001",
-        Dialect::Plivo | Dialect::Telnyx | Dialect::Vonage => "/ws",
+        // Plivo, Telnyx, Vonage, and any dialect callsim learns later.
+        _ => "/ws",
     }
 }
 

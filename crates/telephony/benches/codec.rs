@@ -13,11 +13,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use voxline_telephony::{BotCommand, Dialect, Session, SessionConfig, WsFrame};
 
 fn started(dialect: Dialect, start: &str) -> Session {
-    let mut session = Session::new(SessionConfig {
-        dialect,
-        url_sample_rate: None,
-        fallback_call_id: "bench".into(),
-    });
+    let mut session = Session::new(SessionConfig::new(dialect, "bench"));
     session
         .decode(&WsFrame::Text(start.to_owned()))
         .expect("the start decodes");

@@ -8,6 +8,7 @@
 //! assert_eq!(detect::from_url("/twilio/media", None), Some(Dialect::Twilio));
 //! assert_eq!(detect::from_url("/ws", Some("sample-rate=16000")), Some(Dialect::Exotel));
 //! assert_eq!(detect::from_url("/media", None), None);
+//! assert_eq!(detect::from_url("/ws/flexible", Some("text_input=true")), Some(Dialect::Voxline));
 //! assert_eq!(detect::url_sample_rate("sample-rate=16000"), Some(16000));
 //!
 //! let mut detector = Detector::new();
@@ -26,13 +27,13 @@ use crate::event::{Dialect, WsFrame};
 pub const MAX_UNDECIDED_FRAMES: usize = 4;
 
 /// The dialect a connection URL names, if any: a path segment naming a dialect
-/// (`/twilio`, `/exotel/...`, `/smartflo/audio`), `?dialect=...`, or Exotel's
-/// `sample-rate` query parameter.
+/// (`/twilio`, `/exotel/...`, `/smartflo/audio`, `/ws/flexible`), `?dialect=...`, or
+/// Exotel's `sample-rate` query parameter.
 ///
 /// In order: a `dialect=` or `provider=` query parameter naming a dialect; the first
-/// path segment that is a dialect's name (any case); a `sample-rate` or `sample_rate`
-/// query parameter, which only Exotel puts on its URLs. Generic paths (`/`, `/media`,
-/// `/ws`, `/ws/stream/{call_sid}`) name none.
+/// path segment that is a dialect's name (any case), or `flexible` for Voxline; a
+/// `sample-rate` or `sample_rate` query parameter, which only Exotel puts on its URLs.
+/// Generic paths (`/`, `/media`, `/ws`, `/ws/stream/{call_sid}`) name none.
 pub fn from_url(path: &str, query: Option<&str>) -> Option<Dialect> {
     let pairs = || query_pairs(query.unwrap_or_default());
     if let Some(dialect) = pairs()
@@ -44,7 +45,7 @@ pub fn from_url(path: &str, query: Option<&str>) -> Option<Dialect> {
     if let Some(dialect) = path
         .split('/')
         .filter(|segment| !segment.is_empty())
-        .find_map(|segment| segment.parse::<Dialect>().ok())
+        .find_map(path_dialect)
     {
         return Some(dialect);
     }
@@ -61,6 +62,15 @@ pub fn url_sample_rate(query: &str) -> Option<u32> {
     query_pairs(query)
         .filter(|(key, _)| is_sample_rate_key(key))
         .find_map(|(_, value)| value.trim().parse().ok())
+}
+
+/// A path segment naming a dialect: its name, or `flexible` (Voxline's browser and app
+/// endpoint, `/ws/flexible`).
+fn path_dialect(segment: &str) -> Option<Dialect> {
+    if segment.eq_ignore_ascii_case("flexible") {
+        return Some(Dialect::Voxline);
+    }
+    segment.parse().ok()
 }
 
 fn is_sample_rate_key(key: &str) -> bool {
@@ -103,7 +113,9 @@ pub enum Detection {
 /// - `media` first, by its keys: `stream_id` Telnyx, `streamId` Plivo, `stream_sid`
 ///   or `sequence_number` Exotel, camelCase with `media.track` Twilio, other
 ///   camelCase Smartflo;
-/// - `playedStream`, `played`, `clearedAudio`: Plivo.
+/// - `playedStream`, `played`, `clearedAudio`: Plivo;
+/// - Voxline: a `start` with none of the carriers' keys (and no nested `start`
+///   object) but a top-level `modes` or `sample_rate`, or a `text_message`.
 ///
 /// Text that is not a JSON object is unknown at once; after
 /// [`MAX_UNDECIDED_FRAMES`] undecided frames the detector gives up. Once it has
@@ -163,6 +175,7 @@ fn classify(frame: &WsFrame) -> Detection {
         "start" => classify_start(&top),
         "media" => classify_media(&top),
         "playedStream" | "played" | "clearedAudio" => Detection::Decided(Dialect::Plivo),
+        "text_message" => Detection::Decided(Dialect::Voxline),
         _ => Detection::NeedMore,
     }
 }
@@ -215,6 +228,10 @@ fn classify_start(top: &Map<String, Value>) -> Detection {
             return Detection::Decided(Dialect::Exotel);
         }
         return Detection::Decided(Dialect::Smartflo);
+    }
+    // Voxline's start is flat: no `start` object, but its own format or modes keys.
+    if !top.contains_key("start") && has_any(top, &["modes", "sample_rate"]) {
+        return Detection::Decided(Dialect::Voxline);
     }
     Detection::Unknown
 }

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use voxline_audio::{AudioFormat, Encoding, FrameSize};
 
 use crate::error::EncodeError;
-use crate::event::{BotCommand, Dialect, WsFrame};
+use crate::event::{BotCommand, Dialect, Modes, TextRole, WsFrame};
 use crate::wire::{base64_len, push_base64, push_json_str};
 
 /// Exotel times out on messages over 100 KB: larger plays are split.
@@ -53,15 +53,36 @@ impl Outbound<'_> {
             BotCommand::Hangup => match self.dialect {
                 // Closing the socket is how an Exotel stream ends.
                 Dialect::Exotel => {
-                    out.push(WsFrame::Close {
-                        code: 1000,
-                        reason: "hangup".to_owned(),
-                    });
+                    out.push(close_hangup());
+                    Ok(())
+                }
+                // Voxline says why before closing.
+                Dialect::Voxline => {
+                    out.push(WsFrame::Text(object(&[("event", "hangup")], None)));
+                    out.push(close_hangup());
                     Ok(())
                 }
                 _ => Err(self.unsupported("hangup")),
             },
             BotCommand::Transfer { .. } => Err(self.unsupported("transfer")),
+            BotCommand::Text {
+                role,
+                text,
+                is_final,
+            } => match self.dialect {
+                Dialect::Voxline => {
+                    out.push(WsFrame::Text(transcript_json(*role, text, *is_final)));
+                    Ok(())
+                }
+                _ => Err(self.unsupported("text")),
+            },
+            BotCommand::Modes(modes) => match self.dialect {
+                Dialect::Voxline => {
+                    out.push(WsFrame::Text(modes_json(*modes)));
+                    Ok(())
+                }
+                _ => Err(self.unsupported("modes")),
+            },
         }
     }
 
@@ -122,6 +143,7 @@ impl Outbound<'_> {
                 };
                 out.push(WsFrame::Text(text));
             }
+            Dialect::Voxline => out.push(WsFrame::Text(voxline_media_json(audio))),
             Dialect::Vonage => {
                 // Exactly one 20 ms frame per message; slices share the buffer.
                 let frame = self.frame.frame().max(1);
@@ -165,6 +187,7 @@ impl Outbound<'_> {
                 )
             }
             Dialect::Telnyx => object(&[("event", "mark")], Some(("mark", name))),
+            Dialect::Voxline => object(&[("event", "mark"), ("name", name)], None),
             // No marks on Vonage's socket: the server emulates them as audio goes out.
             Dialect::Vonage => return Err(self.unsupported("mark")),
         };
@@ -189,7 +212,7 @@ impl Outbound<'_> {
                 ],
                 None,
             ),
-            Dialect::Telnyx => object(&[("event", "clear")], None),
+            Dialect::Telnyx | Dialect::Voxline => object(&[("event", "clear")], None),
             Dialect::Vonage => object(&[("action", "clear")], None),
         };
         out.push(WsFrame::Text(text));
@@ -219,6 +242,51 @@ fn media_json(id_key: &str, id: Option<&str>, audio: &[u8], chunk: Option<u64>) 
     }
     s.push_str("}}");
     s
+}
+
+/// The close frame that ends a call on a hang-up.
+fn close_hangup() -> WsFrame {
+    WsFrame::Close {
+        code: 1000,
+        reason: "hangup".to_owned(),
+    }
+}
+
+/// Voxline's `{"event":"media","audio":<b64>}`.
+fn voxline_media_json(audio: &[u8]) -> String {
+    let mut s = String::with_capacity(32 + base64_len(audio.len()));
+    s.push_str("{\"event\":\"media\",\"audio\":\"");
+    push_base64(&mut s, audio);
+    s.push_str("\"}");
+    s
+}
+
+/// Voxline's `transcript`: `role` is `user` for the caller, `bot` for the bot.
+fn transcript_json(role: TextRole, text: &str, is_final: bool) -> String {
+    let role = match role {
+        TextRole::Caller => "user",
+        TextRole::Bot => "bot",
+    };
+    let mut s = String::with_capacity(64 + text.len());
+    s.push_str("{\"event\":\"transcript\",\"role\":\"");
+    s.push_str(role);
+    s.push_str("\",\"text\":\"");
+    push_json_str(&mut s, text);
+    let _ = write!(s, "\",\"final\":{is_final}}}");
+    s
+}
+
+/// Voxline's `modes` acknowledgement.
+fn modes_json(modes: Modes) -> String {
+    let Modes {
+        voice_input,
+        text_input,
+        voice_output,
+        text_output,
+    } = modes;
+    format!(
+        "{{\"event\":\"modes\",\"voice_input\":{voice_input},\"text_input\":{text_input},\"voice_output\":{voice_output},\"text_output\":{text_output}}}"
+    )
 }
 
 /// Plivo's `playAudio`.

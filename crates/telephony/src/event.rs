@@ -7,9 +7,11 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 use voxline_audio::AudioFormat;
 
-/// A carrier's WebSocket media protocol.
+/// A carrier's WebSocket media protocol, or Voxline's own protocol for browser and
+/// app clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum Dialect {
     /// Exotel AgentStream Voicebot applet: PCM16 8/16/24 kHz, snake_case JSON.
     Exotel,
@@ -23,17 +25,21 @@ pub enum Dialect {
     Telnyx,
     /// Vonage Voice API WebSockets: binary 20 ms L16 frames plus JSON text events.
     Vonage,
+    /// Voxline's own JSON protocol for browser and app clients (`/ws/flexible`):
+    /// audio, text messages and mode changes in; audio, transcripts and modes out.
+    Voxline,
 }
 
 impl Dialect {
     /// Every dialect.
-    pub const ALL: [Dialect; 6] = [
+    pub const ALL: [Dialect; 7] = [
         Dialect::Exotel,
         Dialect::Smartflo,
         Dialect::Twilio,
         Dialect::Plivo,
         Dialect::Telnyx,
         Dialect::Vonage,
+        Dialect::Voxline,
     ];
 
     /// The lowercase name used in configuration, URLs and logs.
@@ -45,6 +51,7 @@ impl Dialect {
             Dialect::Plivo => "plivo",
             Dialect::Telnyx => "telnyx",
             Dialect::Vonage => "vonage",
+            Dialect::Voxline => "voxline",
         }
     }
 }
@@ -57,7 +64,9 @@ impl fmt::Display for Dialect {
 
 /// A name that is not a dialect.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown dialect {0:?}: expected one of exotel, smartflo, twilio, plivo, telnyx, vonage")]
+#[error(
+    "unknown dialect {0:?}: expected one of exotel, smartflo, twilio, plivo, telnyx, vonage, voxline"
+)]
 pub struct UnknownDialect(pub String);
 
 impl FromStr for Dialect {
@@ -77,7 +86,7 @@ impl FromStr for Dialect {
 pub enum WsFrame {
     /// A text frame (JSON in every dialect).
     Text(String),
-    /// A binary frame (Vonage audio).
+    /// A binary frame (Vonage audio; Voxline client audio).
     Binary(Bytes),
     /// Close the socket: how a dialect without a hang-up message ends the call.
     Close {
@@ -94,7 +103,8 @@ pub struct CallInfo {
     /// The dialect the call speaks.
     pub dialect: Dialect,
     /// The carrier's call id (`call_sid`, `callSid`, `callId`, `call_control_id`); for
-    /// Vonage, which puts no id on the socket, the id given in the session config.
+    /// Vonage, which puts no id on the socket, and a Voxline client that gives none,
+    /// the id given in the session config.
     pub call_id: String,
     /// The media stream's id, which outbound messages must carry in most dialects.
     pub stream_id: Option<String>,
@@ -108,7 +118,8 @@ pub struct CallInfo {
     pub direction: Option<String>,
     /// Custom parameters: Exotel `custom_parameters`, Twilio `customParameters`,
     /// Plivo `extra_headers` (split into pairs), Telnyx `client_state` and
-    /// `custom_parameters`, Vonage NCCO headers.
+    /// `custom_parameters`, Vonage NCCO headers; Voxline: the URL query's pairs, then
+    /// the start's `custom`, then its `modes` as booleans.
     pub custom: serde_json::Map<String, serde_json::Value>,
     /// The audio format of media in both directions.
     pub format: AudioFormat,
@@ -143,8 +154,71 @@ pub struct Stop {
     pub reason: Option<String>,
 }
 
+/// Which input and output channels a Voxline client wants changed: `None` leaves a
+/// channel as it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ModeChange {
+    /// The client will (or will no longer) send audio.
+    pub voice_input: Option<bool>,
+    /// The client will (or will no longer) send text messages.
+    pub text_input: Option<bool>,
+    /// The client wants (or no longer wants) the bot's audio.
+    pub voice_output: Option<bool>,
+    /// The client wants (or no longer wants) transcripts and the bot's text.
+    pub text_output: Option<bool>,
+}
+
+/// The input and output channels in force on a Voxline connection, as the server
+/// acknowledges them. The default is every channel on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Modes {
+    /// The server listens to the client's audio.
+    pub voice_input: bool,
+    /// The server reads the client's text messages.
+    pub text_input: bool,
+    /// The server sends the bot's audio.
+    pub voice_output: bool,
+    /// The server sends transcripts and the bot's text.
+    pub text_output: bool,
+}
+
+impl Default for Modes {
+    fn default() -> Self {
+        Self {
+            voice_input: true,
+            text_input: true,
+            voice_output: true,
+            text_output: true,
+        }
+    }
+}
+
+impl Modes {
+    /// These modes with the fields `change` sets replaced.
+    pub fn apply(self, change: ModeChange) -> Self {
+        Self {
+            voice_input: change.voice_input.unwrap_or(self.voice_input),
+            text_input: change.text_input.unwrap_or(self.text_input),
+            voice_output: change.voice_output.unwrap_or(self.voice_output),
+            text_output: change.text_output.unwrap_or(self.text_output),
+        }
+    }
+}
+
+/// Who said the words of a [`BotCommand::Text`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum TextRole {
+    /// The caller (a transcript of their speech); `"user"` on the wire.
+    Caller,
+    /// The bot (the words it speaks or writes); `"bot"` on the wire.
+    Bot,
+}
+
 /// Something the carrier told us.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum CallEvent {
     /// The socket is up (`connected`, `websocket:connected` before its start data).
     Connected,
@@ -173,10 +247,18 @@ pub enum CallEvent {
         /// What it said.
         message: String,
     },
+    /// A text message typed by the caller (Voxline `text_message`).
+    Text {
+        /// What they wrote.
+        text: String,
+    },
+    /// The caller switched input or output channels (Voxline `mode_change`).
+    ModeChange(ModeChange),
 }
 
 /// Something the bot tells the carrier.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BotCommand {
     /// Play audio in the call's format. Must be a whole number of the dialect's
     /// outbound units ([`crate::Session::outbound_frame_size`]); the server's playout
@@ -193,6 +275,20 @@ pub enum BotCommand {
         /// Where to.
         to: String,
     },
+    /// Words for a client that shows text (Voxline `transcript`): the caller's
+    /// transcripts and the bot's replies. Only [`crate::Session::supports_text`]
+    /// dialects carry it.
+    Text {
+        /// Whose words.
+        role: TextRole,
+        /// The words.
+        text: String,
+        /// Whether this is the final version (`false` for an interim transcript).
+        is_final: bool,
+    },
+    /// Acknowledges the input and output channels in force (Voxline `modes`). Only
+    /// [`crate::Session::supports_text`] dialects carry it.
+    Modes(Modes),
 }
 
 /// What decoding one frame gave.

@@ -2,8 +2,9 @@
 //! in, frames out. No sockets: the server moves the frames.
 //!
 //! Dialects: Exotel (Voicebot applet), Tata Smartflo, Twilio Media Streams, Plivo
-//! AudioStream, Telnyx and Vonage. Each call gets a [`Session`], which knows the
-//! call's ids and format once `start` arrives and encodes commands with them.
+//! AudioStream, Telnyx and Vonage, plus Voxline's own JSON protocol for browser and
+//! app clients (audio, text and mode changes). Each call gets a [`Session`], which
+//! knows the call's ids and format once `start` arrives and encodes commands with them.
 //! [`detect`] finds the dialect from the URL and the first frames.
 //!
 //! `docs/protocols.md` describes each dialect as implemented.
@@ -22,7 +23,7 @@ mod wire;
 
 pub use error::{DecodeError, EncodeError};
 pub use event::{
-    AudioChunk, BotCommand, CallEvent, CallInfo, Decoded, Dialect, Dtmf, Stop, UnknownDialect,
-    WsFrame,
+    AudioChunk, BotCommand, CallEvent, CallInfo, Decoded, Dialect, Dtmf, ModeChange, Modes, Stop,
+    TextRole, UnknownDialect, WsFrame,
 };
 pub use session::{Session, SessionConfig};

@@ -2,7 +2,7 @@
 
 use voxline_audio::{AudioFormat, FrameSize};
 
-use crate::dialect::{self, plivo, streams, telnyx, vonage};
+use crate::dialect::{self, plivo, streams, telnyx, vonage, voxline};
 use crate::encode::Outbound;
 use crate::error::{DecodeError, EncodeError};
 use crate::event::{BotCommand, CallEvent, CallInfo, Decoded, Dialect, WsFrame};
@@ -18,9 +18,37 @@ pub struct SessionConfig {
     /// [`crate::detect::url_sample_rate`]). Values other than 8000, 16000 and 24000
     /// are ignored.
     pub url_sample_rate: Option<u32>,
-    /// The call id to report when the dialect puts none on the socket (Vonage): the
-    /// server's connection id.
+    /// The call id to report when the dialect puts none on the socket (Vonage, or a
+    /// Voxline client whose `start` has no `call_id`): the server's connection id.
     pub fallback_call_id: String,
+    /// The connection URL's query string, without the `?` (Voxline puts its
+    /// percent-decoded pairs in [`CallInfo::custom`]; other dialects ignore it).
+    pub url_query: Option<String>,
+}
+
+impl SessionConfig {
+    /// A config for `dialect` with no URL sample rate or query: the way to build one
+    /// that keeps compiling when fields are added.
+    pub fn new(dialect: Dialect, fallback_call_id: impl Into<String>) -> Self {
+        Self {
+            dialect,
+            url_sample_rate: None,
+            fallback_call_id: fallback_call_id.into(),
+            url_query: None,
+        }
+    }
+
+    /// Sets the sample rate the connection URL asked for.
+    pub fn with_url_sample_rate(mut self, rate: Option<u32>) -> Self {
+        self.url_sample_rate = rate;
+        self
+    }
+
+    /// Sets the connection URL's query string.
+    pub fn with_url_query(mut self, query: Option<impl Into<String>>) -> Self {
+        self.url_query = query.map(Into::into);
+        self
+    }
 }
 
 /// One call's codec state: the dialect, the call's info once `start` arrived, and the
@@ -34,11 +62,7 @@ pub struct SessionConfig {
 /// ```
 /// use voxline_telephony::{BotCommand, CallEvent, Decoded, Dialect, Session, SessionConfig, WsFrame};
 ///
-/// let mut session = Session::new(SessionConfig {
-///     dialect: Dialect::Twilio,
-///     url_sample_rate: None,
-///     fallback_call_id: "conn-1".into(),
-/// });
+/// let mut session = Session::new(SessionConfig::new(Dialect::Twilio, "conn-1"));
 /// let start = r#"{"event":"start","sequenceNumber":"1","streamSid":"MZ1",
 ///     "start":{"streamSid":"MZ1","callSid":"CA1","accountSid":"AC1","tracks":["inbound"],
 ///              "mediaFormat":{"encoding":"audio/x-mulaw","sampleRate":8000,"channels":1}}}"#;
@@ -86,7 +110,7 @@ impl Session {
 
     /// The audio format of media in both directions: from `start` when it said, else
     /// the dialect's default (Exotel: PCM16 at the URL's rate or 8 kHz; Smartflo,
-    /// Twilio, Plivo, Telnyx: mu-law 8 kHz; Vonage: L16 16 kHz).
+    /// Twilio, Plivo, Telnyx: mu-law 8 kHz; Vonage and Voxline: PCM16 16 kHz).
     pub fn format(&self) -> AudioFormat {
         if let Some(info) = &self.info {
             return info.format;
@@ -94,10 +118,18 @@ impl Session {
         match self.config.dialect {
             Dialect::Exotel => streams::exotel_default_format(&self.config),
             Dialect::Vonage => vonage::DEFAULT_FORMAT,
+            Dialect::Voxline => voxline::DEFAULT_FORMAT,
             Dialect::Smartflo | Dialect::Twilio | Dialect::Plivo | Dialect::Telnyx => {
                 AudioFormat::MULAW_8K
             }
         }
+    }
+
+    /// Whether the dialect carries [`BotCommand::Text`] and [`BotCommand::Modes`]
+    /// (Voxline only): a handler checks this to skip them on phone calls instead of
+    /// getting [`EncodeError::Unsupported`].
+    pub fn supports_text(&self) -> bool {
+        self.config.dialect == Dialect::Voxline
     }
 
     /// Frames to send as soon as the socket is up, before anything arrives (none for
@@ -112,8 +144,8 @@ impl Session {
     /// 20 ms of the call's format).
     ///
     /// In detail, for the call's format: Exotel 20 ms units in 100 ms frames; Smartflo
-    /// exactly 160 bytes; Twilio any byte count, 160-byte frames; Plivo whole samples,
-    /// 20 ms frames; Telnyx and Vonage exactly 20 ms.
+    /// exactly 160 bytes; Twilio any byte count, 160-byte frames; Plivo and Voxline
+    /// whole samples, 20 ms frames; Telnyx and Vonage exactly 20 ms.
     pub fn outbound_frame_size(&self) -> FrameSize {
         let format = self.format();
         let ms20 = format.frame_bytes(20);
@@ -121,7 +153,9 @@ impl Session {
             Dialect::Exotel => FrameSize::multiple(ms20, format.frame_bytes(100)),
             Dialect::Smartflo => FrameSize::exact(160),
             Dialect::Twilio => FrameSize::multiple(1, 160),
-            Dialect::Plivo => FrameSize::multiple(format.bytes_per_sample(), ms20),
+            Dialect::Plivo | Dialect::Voxline => {
+                FrameSize::multiple(format.bytes_per_sample(), ms20)
+            }
             Dialect::Telnyx | Dialect::Vonage => FrameSize::exact(ms20),
         }
     }
@@ -130,7 +164,8 @@ impl Session {
     ///
     /// A `start` (Vonage: `websocket:connected`) sets [`Session::info`]; a later one
     /// replaces it. Media before `start` is decoded like any other (in the format
-    /// [`Session::format`] gives until then). A close frame decodes to
+    /// [`Session::format`] gives until then), except in Voxline, where every known
+    /// event but `start` is [`DecodeError::BeforeStart`] until then. A close frame decodes to
     /// [`Decoded::Ignored`] with event `close`: the server reports the end of the call.
     ///
     /// # Errors
@@ -138,13 +173,16 @@ impl Session {
     /// unchanged by a frame it refuses.
     pub fn decode(&mut self, frame: &WsFrame) -> Result<Decoded, DecodeError> {
         let dialect = self.config.dialect;
+        let started = self.info.is_some();
         let decoded = match frame {
             WsFrame::Text(text) => match dialect {
                 Dialect::Vonage => vonage::decode_text(&self.config, text)?,
+                Dialect::Voxline => voxline::decode_text(&self.config, started, text)?,
                 _ => self.decode_json(text)?,
             },
             WsFrame::Binary(bytes) => match dialect {
                 Dialect::Vonage => vonage::decode_binary(bytes),
+                Dialect::Voxline => voxline::decode_binary(started, bytes)?,
                 _ => {
                     return Err(DecodeError::UnexpectedFrame {
                         dialect,
@@ -194,6 +232,7 @@ impl Session {
             Dialect::Plivo => plivo::decode(&ctx, top),
             Dialect::Telnyx => telnyx::decode(&ctx, top),
             Dialect::Vonage => vonage::decode_text(&self.config, text),
+            Dialect::Voxline => voxline::decode_text(&self.config, self.info.is_some(), text),
         }
     }
 
@@ -204,7 +243,9 @@ impl Session {
     /// [`EncodeError::NoStreamId`] when the dialect needs a stream id and no `start`
     /// gave one; [`EncodeError::ChunkSize`] for audio that is not a whole number of
     /// units; [`EncodeError::EmptyMarkName`] for a mark without a name;
-    /// [`EncodeError::Unsupported`] for commands the socket cannot carry. Nothing is
+    /// [`EncodeError::Unsupported`] for commands the socket cannot carry (every
+    /// dialect but Voxline refuses [`BotCommand::Text`] and [`BotCommand::Modes`]; see
+    /// [`Session::supports_text`]). Nothing is
     /// appended to `out` and the session is unchanged when it fails.
     pub fn encode(
         &mut self,

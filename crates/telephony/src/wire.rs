@@ -169,6 +169,9 @@ pub(crate) struct Envelope<'a> {
     pub(crate) sequence_number_camel: Option<Scalar<'a>>,
     #[serde(borrow)]
     pub(crate) media: Option<Nested<MediaBody<'a>>>,
+    /// Voxline's top-level base64 audio.
+    #[serde(borrow)]
+    pub(crate) audio: Option<Scalar<'a>>,
 }
 
 /// The `media` object of an inbound media message.

@@ -42,6 +42,76 @@ fn urls_naming_a_dialect() {
 }
 
 #[test]
+fn voxline_urls() {
+    let cases: [(&str, Option<&str>, Option<Dialect>); 9] = [
+        (
+            "/ws/flexible",
+            Some("voice_input=true&text_input=false&voice_output=true&text_output=true"),
+            Some(Dialect::Voxline),
+        ),
+        ("/ws/flexible", None, Some(Dialect::Voxline)),
+        ("/Flexible/", None, Some(Dialect::Voxline)),
+        ("/voxline", None, Some(Dialect::Voxline)),
+        ("/ws", Some("dialect=voxline"), Some(Dialect::Voxline)),
+        ("/ws", Some("provider=Voxline"), Some(Dialect::Voxline)),
+        // The path wins over Exotel's query parameter.
+        (
+            "/ws/flexible",
+            Some("sample_rate=16000"),
+            Some(Dialect::Voxline),
+        ),
+        // A query naming another dialect wins over the path, as for every dialect.
+        (
+            "/ws/flexible",
+            Some("dialect=twilio"),
+            Some(Dialect::Twilio),
+        ),
+        ("/ws/flexibles", None, None),
+    ];
+    for (path, query, want) in cases {
+        assert_eq!(detect::from_url(path, query), want, "{path} {query:?}");
+    }
+}
+
+#[test]
+fn voxline_first_frames() {
+    for frame in [
+        r#"{"event":"start","sample_rate":16000}"#,
+        r#"{"event":"start","call_id":"c","modes":{"voice_input":true}}"#,
+        r#"{"event":"start","encoding":"mulaw","sample_rate":8000,"custom":{"a":1}}"#,
+        r#"{"event":"text_message","text":"hi"}"#,
+    ] {
+        assert_eq!(
+            detect_frames(&[frame]),
+            [Detection::Decided(Dialect::Voxline)],
+            "{frame}"
+        );
+    }
+    // Carrier keys win; a nested `start` is a carrier's; a bare start is unknown.
+    for (frame, want) in [
+        (
+            r#"{"event":"start","sample_rate":16000,"stream_sid":"MZ","start":{"call_sid":"CA"}}"#,
+            Detection::Decided(Dialect::Exotel),
+        ),
+        (
+            r#"{"event":"start","stream_id":"s","modes":{}}"#,
+            Detection::Decided(Dialect::Telnyx),
+        ),
+        (
+            r#"{"event":"start","start":{},"sample_rate":16000}"#,
+            Detection::Unknown,
+        ),
+        (r#"{"event":"start","call_id":"c"}"#, Detection::Unknown),
+        (
+            r#"{"event":"mode_change","voice_input":true}"#,
+            Detection::NeedMore,
+        ),
+    ] {
+        assert_eq!(detect_frames(&[frame]), [want], "{frame}");
+    }
+}
+
+#[test]
 fn url_sample_rate() {
     assert_eq!(detect::url_sample_rate("sample-rate=16000"), Some(16000));
     assert_eq!(

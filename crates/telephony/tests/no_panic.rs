@@ -5,10 +5,15 @@
 use bytes::Bytes;
 use proptest::prelude::*;
 use voxline_telephony::detect::Detector;
-use voxline_telephony::{BotCommand, Dialect, Session, SessionConfig, WsFrame};
+use voxline_telephony::{BotCommand, Dialect, Modes, Session, SessionConfig, TextRole, WsFrame};
 
 /// One valid message of each kind per dialect, to truncate and mutate.
-const VALID: [&str; 14] = [
+const VALID: [&str; 19] = [
+    r#"{"event":"start","call_id":"web-1","sample_rate":16000,"encoding":"pcm16","modes":{"voice_input":true,"text_input":true,"voice_output":false,"text_output":true},"custom":{"k":"v"}}"#,
+    r#"{"event":"media","audio":"AAECAwQFBgc="}"#,
+    r#"{"event":"text_message","text":"hello"}"#,
+    r#"{"event":"mode_change","voice_input":false,"text_output":true}"#,
+    r#"{"event":"mark","name":"n"}"#,
     r#"{"event":"connected"}"#,
     r#"{"event":"connected","protocol":"Call","version":"1.0.0"}"#,
     r#"{"event":"start","sequence_number":"1","stream_sid":"MZ1","start":{"stream_sid":"MZ1","call_sid":"CA1","account_sid":"AC1","from":"+91","to":"+92","custom_parameters":{"k":"v"},"media_format":{"encoding":"audio/x-raw","sample_rate":"16000","bit_rate":"16"}}}"#,
@@ -26,18 +31,32 @@ const VALID: [&str; 14] = [
 ];
 
 fn sessions() -> Vec<Session> {
-    Dialect::ALL
+    let mut all: Vec<Session> = Dialect::ALL
         .into_iter()
         .flat_map(|dialect| {
             [None, Some(16000), Some(44100)].map(|rate| {
-                Session::new(SessionConfig {
-                    dialect,
-                    url_sample_rate: rate,
-                    fallback_call_id: "fallback".into(),
-                })
+                Session::new(
+                    SessionConfig::new(dialect, "fallback")
+                        .with_url_sample_rate(rate)
+                        .with_url_query(Some("voice_input=false&name=a%20b")),
+                )
             })
         })
-        .collect()
+        .collect();
+    // Voxline refuses everything but `start` until the call has started: also feed
+    // sessions that have, in each format.
+    for start in [
+        r#"{"event":"start"}"#,
+        r#"{"event":"start","encoding":"mulaw"}"#,
+        r#"{"event":"start","sample_rate":48000}"#,
+    ] {
+        let mut session = Session::new(SessionConfig::new(Dialect::Voxline, "fallback"));
+        session
+            .decode(&WsFrame::Text(start.to_owned()))
+            .expect("a valid start");
+        all.push(session);
+    }
+    all
 }
 
 /// Decodes `frame` in every dialect, checks a refusal changes nothing, and exercises
@@ -62,6 +81,12 @@ fn feed(sessions: &mut [Session], frame: &WsFrame) {
             BotCommand::Play(Bytes::from(vec![0u8; size.frame()])),
             BotCommand::Mark("m".into()),
             BotCommand::Clear,
+            BotCommand::Text {
+                role: TextRole::Caller,
+                text: "t\u{0}\"".into(),
+                is_final: false,
+            },
+            BotCommand::Modes(Modes::default()),
         ] {
             let _ = session.encode(&command, &mut out);
         }
@@ -116,20 +141,23 @@ proptest! {
         event in prop_oneof![
             Just("start"), Just("media"), Just("dtmf"), Just("mark"), Just("stop"), Just("error"),
             Just("connected"), Just("playedStream"), Just("websocket:connected"), Just("websocket:dtmf"),
-            Just("clear"), Just("clearedAudio")
+            Just("clear"), Just("clearedAudio"), Just("text_message"), Just("mode_change")
         ],
         key in prop_oneof![
             Just("start"), Just("media"), Just("dtmf"), Just("mark"), Just("stop"), Just("error"),
             Just("stream_sid"), Just("streamSid"), Just("stream_id"), Just("streamId"),
             Just("sequence_number"), Just("sequenceNumber"), Just("extra_headers"), Just("name"),
-            Just("digit"), Just("duration"), Just("content-type"), Just("uuid")
+            Just("digit"), Just("duration"), Just("content-type"), Just("uuid"),
+            Just("audio"), Just("text"), Just("modes"), Just("custom"), Just("sample_rate"),
+            Just("encoding"), Just("call_id"), Just("voice_input")
         ],
         inner in prop_oneof![
             Just("payload"), Just("chunk"), Just("timestamp"), Just("track"), Just("digit"),
             Just("duration"), Just("name"), Just("reason"), Just("stream_sid"), Just("streamSid"),
             Just("call_sid"), Just("callSid"), Just("callId"), Just("streamId"),
             Just("call_control_id"), Just("custom_parameters"), Just("customParameters"),
-            Just("media_format"), Just("mediaFormat"), Just("code"), Just("title")
+            Just("media_format"), Just("mediaFormat"), Just("code"), Just("title"),
+            Just("voice_input"), Just("text_output")
         ],
         value in json_value(),
     ) {
@@ -154,6 +182,7 @@ proptest! {
         for json in [
             format!(r#"{{"event":"media","media":{{"payload":"{payload}"}}}}"#),
             format!(r#"{{"event":"media","stream_id":"s","media":{{"payload":"{payload}"}}}}"#),
+            format!(r#"{{"event":"media","audio":"{payload}"}}"#),
         ] {
             feed_text(&mut all, json);
         }

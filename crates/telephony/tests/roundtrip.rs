@@ -7,11 +7,7 @@ use proptest::prelude::*;
 use voxline_telephony::{BotCommand, CallEvent, Decoded, Dialect, Session, SessionConfig, WsFrame};
 
 fn started(dialect: Dialect, id: &str, encoding: &str) -> Session {
-    let mut session = Session::new(SessionConfig {
-        dialect,
-        url_sample_rate: None,
-        fallback_call_id: "f".into(),
-    });
+    let mut session = Session::new(SessionConfig::new(dialect, "f"));
     let id = serde_json::Value::String(id.to_owned());
     let start = match dialect {
         Dialect::Exotel => {

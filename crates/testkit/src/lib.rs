@@ -2,7 +2,8 @@
 //!
 //! [`callsim`] is the carrier's side of a phone call: it opens the WebSocket a
 //! telephony carrier (Exotel, Tata Smartflo, Twilio, Plivo, Telnyx, Vonage) opens to a
-//! voice-agent server, speaks that carrier's dialect exactly, streams the caller's
+//! voice-agent server, or a browser client speaking Voxline's own protocol (with text
+//! messages, mode changes and transcripts), speaks that dialect exactly, streams the caller's
 //! audio in real time, plays what the bot sends on the carrier's own clock, and
 //! reports what the caller would have heard, how long the bot took to answer and every
 //! protocol mistake the bot made. It drives integration tests

@@ -390,7 +390,7 @@ async fn dtmf_follows_each_dialect() {
             .find(|v| v["event"] == "dtmf" || v["event"] == "websocket:dtmf")
             .unwrap_or_else(|| panic!("{dialect}: no dtmf frame"));
         let expected_digit = match dialect {
-            Dialect::Vonage => &dtmf["digit"],
+            Dialect::Vonage | Dialect::Voxline => &dtmf["digit"],
             _ => &dtmf["dtmf"]["digit"],
         };
         assert_eq!(expected_digit, "7", "{dialect}: {dtmf}");
@@ -421,6 +421,7 @@ async fn dtmf_follows_each_dialect() {
                 assert_eq!(dtmf["event"], "websocket:dtmf");
                 assert_eq!(dtmf["duration"], 100);
             }
+            Dialect::Voxline => assert_eq!(dtmf, &json!({"event":"dtmf","digit":"7"})),
         }
     }
 }

@@ -15,6 +15,7 @@ async fn turnaround_is_measured_for_every_echoed_frame() {
         Dialect::Exotel,
         Dialect::Vonage,
         Dialect::Plivo,
+        Dialect::Voxline,
     ] {
         let rate = dialect.default_format().sample_rate;
         let bot = echo_bot(dialect, rate).await;

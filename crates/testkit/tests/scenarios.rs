@@ -14,11 +14,7 @@ const S: fn(u64) -> Duration = Duration::from_millis;
 async fn greeter(dialect: Dialect) -> Bot {
     serve(dialect, "/greeter", move |mut conn: Conn| async move {
         conn.open().await;
-        let rate = if dialect == Dialect::Vonage {
-            16000
-        } else {
-            8000
-        };
+        let rate = dialect.default_format().sample_rate;
         let audio = encode(dialect, &tone(500.0, 500, rate), rate != 8000);
         conn.play(
             &audio,

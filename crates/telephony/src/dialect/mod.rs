@@ -6,6 +6,7 @@ pub(crate) mod plivo;
 pub(crate) mod streams;
 pub(crate) mod telnyx;
 pub(crate) mod vonage;
+pub(crate) mod voxline;
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
@@ -241,7 +242,8 @@ pub(crate) fn pcm16(rate: u32) -> AudioFormat {
     AudioFormat::new(Encoding::Pcm16, rate)
 }
 
-fn kind_of(v: &Value) -> &'static str {
+/// How errors name a JSON value's type: `a string`, `an object`, ...
+pub(crate) fn kind_of(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -17,11 +17,7 @@ pub fn session(dialect: Dialect) -> Session {
 
 /// A session for `dialect` whose URL asked for `rate`.
 pub fn session_with_rate(dialect: Dialect, rate: Option<u32>) -> Session {
-    Session::new(SessionConfig {
-        dialect,
-        url_sample_rate: rate,
-        fallback_call_id: "conn-42".to_owned(),
-    })
+    Session::new(SessionConfig::new(dialect, "conn-42").with_url_sample_rate(rate))
 }
 
 pub fn text(json: &str) -> WsFrame {

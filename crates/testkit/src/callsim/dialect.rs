@@ -1,4 +1,5 @@
-//! The six carrier dialects and the facts about each that shape a call.
+//! The six carrier dialects, Voxline's own browser/app protocol, and the facts about
+//! each that shape a call.
 
 use std::fmt;
 use std::str::FromStr;
@@ -9,10 +10,11 @@ use voxline_audio::{AudioFormat, Encoding};
 
 use crate::callsim::error::CallsimError;
 
-/// A telephony carrier whose WebSocket media protocol `callsim` speaks.
+/// A telephony carrier whose WebSocket media protocol `callsim` speaks, or Voxline's
+/// own protocol for browser and app clients.
 ///
 /// Parsed from (and displayed as) its lowercase name: `exotel`, `smartflo`, `twilio`,
-/// `plivo`, `telnyx`, `vonage`.
+/// `plivo`, `telnyx`, `vonage`, `voxline`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Dialect {
@@ -33,17 +35,23 @@ pub enum Dialect {
     /// Vonage Voice API WebSockets: binary L16 frames of exactly 20 ms (16 or 8 kHz) and
     /// `websocket:*` text events.
     Vonage,
+    /// Voxline's own JSON protocol for browser and app clients (`/ws/flexible`): a flat
+    /// `start` with modes and custom data, PCM16 16 kHz (or 8/24/48 kHz, or mu-law)
+    /// base64 audio in 20 ms frames, text messages and mode changes; transcripts and
+    /// mode acknowledgements back.
+    Voxline,
 }
 
 impl Dialect {
-    /// Every dialect, in the order of the spec.
-    pub const ALL: [Dialect; 6] = [
+    /// Every dialect: the carriers in the order of the spec, then Voxline.
+    pub const ALL: [Dialect; 7] = [
         Dialect::Exotel,
         Dialect::Smartflo,
         Dialect::Twilio,
         Dialect::Plivo,
         Dialect::Telnyx,
         Dialect::Vonage,
+        Dialect::Voxline,
     ];
 
     /// The lowercase name, as [`FromStr`] reads it.
@@ -55,7 +63,14 @@ impl Dialect {
             Dialect::Plivo => "plivo",
             Dialect::Telnyx => "telnyx",
             Dialect::Vonage => "vonage",
+            Dialect::Voxline => "voxline",
         }
+    }
+
+    /// Whether the dialect carries text both ways (Voxline's `text_message` and
+    /// `mode_change` from the caller, `transcript` and `modes` from the bot).
+    pub const fn has_text_channel(self) -> bool {
+        matches!(self, Dialect::Voxline)
     }
 
     /// How much caller audio one media frame carries: 100 ms for Exotel and Smartflo,
@@ -68,11 +83,11 @@ impl Dialect {
     }
 
     /// The line format when the options name none: PCM16 8 kHz for Exotel, PCM16
-    /// 16 kHz for Vonage, 8 kHz mu-law for the others.
+    /// 16 kHz for Vonage and Voxline, 8 kHz mu-law for the others.
     pub const fn default_format(self) -> AudioFormat {
         match self {
             Dialect::Exotel => AudioFormat::PCM16_8K,
-            Dialect::Vonage => AudioFormat::PCM16_16K,
+            Dialect::Vonage | Dialect::Voxline => AudioFormat::PCM16_16K,
             _ => AudioFormat::MULAW_8K,
         }
     }
@@ -85,7 +100,8 @@ impl Dialect {
 
     /// Whether a `clear` makes the carrier echo every mark still waiting for its audio
     /// to play. Twilio documents it and Smartflo reportedly copies it; Exotel and Telnyx
-    /// are modelled on Twilio and are assumed to do the same. Plivo emits
+    /// are modelled on Twilio and are assumed to do the same, and Voxline's protocol
+    /// asks its clients to. Plivo emits
     /// `playedStream` only when the audio before the checkpoint played, so cleared
     /// checkpoints are dropped, and Vonage's `notify` is treated alike.
     pub const fn echoes_marks_on_clear(self) -> bool {
@@ -97,7 +113,8 @@ impl Dialect {
     /// # Errors
     /// [`CallsimError::InvalidOptions`] for a combination the carrier does not offer:
     /// Exotel PCM16 at 8, 16 or 24 kHz; Smartflo, Twilio and Telnyx 8 kHz mu-law;
-    /// Plivo 8 kHz mu-law or L16 at 8 or 16 kHz; Vonage L16 at 8 or 16 kHz.
+    /// Plivo 8 kHz mu-law or L16 at 8 or 16 kHz; Vonage L16 at 8 or 16 kHz; Voxline
+    /// PCM16 at 8, 16, 24 or 48 kHz or 8 kHz mu-law.
     pub fn line_format(
         self,
         encoding: Option<Encoding>,
@@ -111,6 +128,7 @@ impl Dialect {
         });
         let rate = sample_rate.unwrap_or(match encoding {
             Encoding::Pcm16 if self == Dialect::Plivo => 8000,
+            Encoding::Mulaw | Encoding::Alaw => 8000,
             _ => default.sample_rate,
         });
         let allowed: &[(Encoding, u32)] = match self {
@@ -126,6 +144,13 @@ impl Dialect {
                 (Encoding::Pcm16, 16000),
             ],
             Dialect::Vonage => &[(Encoding::Pcm16, 16000), (Encoding::Pcm16, 8000)],
+            Dialect::Voxline => &[
+                (Encoding::Pcm16, 16000),
+                (Encoding::Pcm16, 8000),
+                (Encoding::Pcm16, 24000),
+                (Encoding::Pcm16, 48000),
+                (Encoding::Mulaw, 8000),
+            ],
         };
         if allowed.contains(&(encoding, rate)) {
             Ok(AudioFormat::new(encoding, rate))
@@ -152,9 +177,11 @@ impl fmt::Display for Dialect {
     }
 }
 
-/// A name that is not one of the six dialects.
+/// A name that is not one of the dialects.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown dialect {input:?}: expected exotel, smartflo, twilio, plivo, telnyx or vonage")]
+#[error(
+    "unknown dialect {input:?}: expected exotel, smartflo, twilio, plivo, telnyx, vonage or voxline"
+)]
 pub struct ParseDialectError {
     /// The text that failed to parse.
     pub input: String,
@@ -216,6 +243,26 @@ mod tests {
         assert_eq!(
             Dialect::Vonage.line_format(None, Some(8000)).ok(),
             Some(AudioFormat::PCM16_8K)
+        );
+        assert_eq!(
+            Dialect::Voxline.line_format(None, None).ok(),
+            Some(AudioFormat::PCM16_16K)
+        );
+        assert_eq!(
+            Dialect::Voxline.line_format(None, Some(48000)).ok(),
+            Some(AudioFormat::new(Encoding::Pcm16, 48000))
+        );
+        assert_eq!(
+            Dialect::Voxline
+                .line_format(Some(Encoding::Mulaw), None)
+                .ok(),
+            Some(AudioFormat::MULAW_8K)
+        );
+        assert!(Dialect::Voxline.line_format(None, Some(11025)).is_err());
+        assert!(
+            Dialect::Voxline
+                .line_format(Some(Encoding::Alaw), None)
+                .is_err()
         );
     }
 }

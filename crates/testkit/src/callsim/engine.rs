@@ -25,11 +25,11 @@ use crate::callsim::inbound::{BotAction, Finding, Inbound};
 use crate::callsim::options::{CallOptions, TurnVad, samples_in};
 use crate::callsim::playout::Playout;
 use crate::callsim::report::{
-    CallEnd, CallReport, ClearRecord, FrameCounts, MarkOutcome, MarkRecord, PlaybackGap,
-    TurnLatency, Violation, ViolationKind,
+    CallEnd, CallReport, ClearRecord, FrameCounts, MarkOutcome, MarkRecord, ModesRecord,
+    PlaybackGap, TextRecord, TurnLatency, Violation, ViolationKind,
 };
-use crate::callsim::scenario::{Step, StepOutcome, StepReport};
-use crate::callsim::wire::Wire;
+use crate::callsim::scenario::{Step, StepOutcome, StepReport, is_dtmf_digit, is_text_role};
+use crate::callsim::wire::{self, Wire};
 
 /// WebSocket buffers for a single call.
 const CALL_BUFFER: usize = 8 * 1024;
@@ -55,6 +55,7 @@ pub(crate) async fn run(
         .dialect
         .line_format(options.encoding, target.sample_rate)?;
     let rate = format.sample_rate;
+    wire::check_params(options.dialect, &options.params)?;
 
     // Load and convert all audio before dialling.
     let mut actions = Vec::with_capacity(steps.len() + 1);
@@ -79,10 +80,18 @@ pub(crate) async fn run(
                 samples: source.load()?.at_rate(rate)?,
                 blocking,
             },
-            Step::Dtmf { digit, .. } if !crate::callsim::scenario::is_dtmf_digit(digit) => {
+            Step::Dtmf { digit, .. } if !is_dtmf_digit(digit) => {
                 return Err(CallsimError::InvalidOptions {
                     field: "dtmf",
                     reason: format!("{digit:?} is not one of 0-9 * # A-D"),
+                });
+            }
+            Step::WaitForText {
+                role: Some(role), ..
+            } if !is_text_role(&role) => {
+                return Err(CallsimError::InvalidOptions {
+                    field: "wait_for_text",
+                    reason: format!("role {role:?} is not \"user\" or \"bot\""),
                 });
             }
             other => Action::Other(other),
@@ -188,6 +197,10 @@ struct Call {
     claimed: Vec<bool>,
     pending: VecDeque<PendingMark>,
     clears: Vec<ClearRecord>,
+    texts: Vec<TextRecord>,
+    /// Transcripts already matched by a `wait_for_text` step.
+    claimed_texts: Vec<bool>,
+    modes: Vec<ModesRecord>,
     cleared_samples: u64,
     violations: Vec<Violation>,
     warnings: Vec<Violation>,
@@ -255,6 +268,9 @@ impl Call {
             claimed: Vec::new(),
             pending: VecDeque::new(),
             clears: Vec::new(),
+            texts: Vec::new(),
+            claimed_texts: Vec::new(),
+            modes: Vec::new(),
             cleared_samples: 0,
             violations: Vec::new(),
             warnings: Vec::new(),
@@ -384,6 +400,7 @@ impl Call {
                 | Step::WaitForMark { within, .. }
                 | Step::ExpectClear { within }
                 | Step::ExpectHangup { within }
+                | Step::WaitForText { within, .. }
                 | Step::WaitUntilQuiet { within, .. } => Some(*within),
                 _ => None,
             };
@@ -582,6 +599,28 @@ impl Call {
                     self.send_text(ws, ack).await?;
                 }
             }
+            Some(BotAction::Text {
+                role,
+                text,
+                is_final,
+            }) => {
+                self.texts.push(TextRecord {
+                    at_ms: self.ms_at(now),
+                    role,
+                    text,
+                    is_final,
+                });
+                self.claimed_texts.push(false);
+            }
+            Some(BotAction::Modes([voice_input, text_input, voice_output, text_output])) => {
+                self.modes.push(ModesRecord {
+                    at_ms: self.ms_at(now),
+                    voice_input,
+                    text_input,
+                    voice_output,
+                    text_output,
+                });
+            }
         }
         Ok(())
     }
@@ -652,6 +691,13 @@ impl Call {
                     {
                         self.claimed[i] = true;
                     }
+                    if outcome == StepOutcome::Passed
+                        && let Some(Action::Other(Step::WaitForText { role, contains, .. })) =
+                            self.actions.get(self.current)
+                        && let Some(i) = self.unclaimed_text(role.as_deref(), contains.as_deref())
+                    {
+                        self.claimed_texts[i] = true;
+                    }
                     self.finish_step(now, outcome, detail);
                     if outcome == StepOutcome::Failed && self.stop_on_failure {
                         // Skip the rest and hang up now.
@@ -671,6 +717,19 @@ impl Call {
             !self.claimed.get(i).copied().unwrap_or(false)
                 && m.echoed_at_ms.is_some()
                 && name.is_none_or(|n| n == m.name)
+        })
+    }
+
+    /// The first transcript from `role` containing `contains` (ignoring case) that no
+    /// earlier `wait_for_text` step has claimed.
+    fn unclaimed_text(&self, role: Option<&str>, contains: Option<&str>) -> Option<usize> {
+        let needle = contains.map(str::to_lowercase);
+        self.texts.iter().enumerate().position(|(i, t)| {
+            !self.claimed_texts.get(i).copied().unwrap_or(false)
+                && role.is_none_or(|r| r == t.role)
+                && needle
+                    .as_deref()
+                    .is_none_or(|n| t.text.to_lowercase().contains(n))
         })
     }
 
@@ -733,6 +792,17 @@ impl Call {
                 to_send = Some(self.wire.dtmf(*digit, ms));
             }
             Some(Action::Other(Step::Hangup)) => self.hangup_at = Some(now),
+            Some(Action::Other(Step::SendText { text })) => to_send = self.wire.text_message(text),
+            Some(Action::Other(Step::ModeChange {
+                voice_input,
+                text_input,
+                voice_output,
+                text_output,
+            })) => {
+                to_send =
+                    self.wire
+                        .mode_change([*voice_input, *text_input, *voice_output, *text_output]);
+            }
             _ => {}
         }
         if let Some(text) = to_send {
@@ -862,6 +932,40 @@ impl Call {
                 },
                 Step::Dtmf { digit, .. } => pass(format!("sent {digit}")),
                 Step::Hangup => pass(String::new()),
+                Step::SendText { .. } | Step::ModeChange { .. } | Step::WaitForText { .. }
+                    if !self.dialect.has_text_channel() =>
+                {
+                    fail(format!("dialect {} has no text channel", self.dialect))
+                }
+                Step::SendText { text } => pass(format!("sent {text:?}")),
+                Step::ModeChange { .. } => pass(String::new()),
+                Step::WaitForText {
+                    role,
+                    contains,
+                    within,
+                } => match self.unclaimed_text(role.as_deref(), contains.as_deref()) {
+                    Some(i) => {
+                        let t = &self.texts[i];
+                        pass(format!(
+                            "{} transcript {:?} ({}) at {:.0} ms{}",
+                            t.role,
+                            t.text,
+                            if t.is_final { "final" } else { "interim" },
+                            t.at_ms,
+                            if t.at_ms < start_ms {
+                                ", before the step started"
+                            } else {
+                                ""
+                            }
+                        ))
+                    }
+                    None if elapsed >= *within => fail(format!(
+                        "no matching transcript within {} ms ({} received)",
+                        within.as_millis(),
+                        self.texts.len()
+                    )),
+                    None => None,
+                },
                 // Handled as actions.
                 Step::Play { .. } | Step::Silence { .. } => pass(String::new()),
             },
@@ -973,6 +1077,8 @@ impl Call {
             playback_gaps,
             marks: std::mem::take(&mut self.marks),
             clears: std::mem::take(&mut self.clears),
+            texts: std::mem::take(&mut self.texts),
+            modes: std::mem::take(&mut self.modes),
             violations: std::mem::take(&mut self.violations),
             warnings: std::mem::take(&mut self.warnings),
             frames: self.frames.clone(),

@@ -7,6 +7,7 @@ use voxline_audio::{AudioFormat, Encoding, Resampler};
 
 use crate::callsim::dialect::Dialect;
 use crate::callsim::report::ViolationKind;
+use crate::callsim::wire::MODE_KEYS;
 
 /// What the carrier does with one frame from the bot.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,6 +23,15 @@ pub(crate) enum BotAction {
     },
     /// Drop the queued audio.
     Clear,
+    /// Words for the client to show (Voxline `transcript`).
+    Text {
+        /// `user` or `bot`.
+        role: String,
+        text: String,
+        is_final: bool,
+    },
+    /// The channels in force (Voxline `modes`), in the order of [`MODE_KEYS`].
+    Modes([bool; 4]),
 }
 
 /// One problem found in a frame.
@@ -76,7 +86,7 @@ fn stream_id_keys(dialect: Dialect) -> (&'static str, &'static [&'static str]) {
             ("streamSid", &["stream_sid", "streamId", "stream_id"])
         }
         Dialect::Plivo => ("streamId", &["streamSid", "stream_sid", "stream_id"]),
-        Dialect::Telnyx | Dialect::Vonage => {
+        Dialect::Telnyx | Dialect::Vonage | Dialect::Voxline => {
             ("", &["stream_id", "streamSid", "stream_sid", "streamId"])
         }
     }
@@ -113,6 +123,10 @@ impl Inbound {
         };
         if self.dialect == Dialect::Vonage {
             self.vonage_text(&obj, &mut out);
+            return out;
+        }
+        if self.dialect == Dialect::Voxline {
+            self.voxline_text(&obj, &mut out);
             return out;
         }
         let Some(event) = obj.get("event") else {
@@ -189,6 +203,18 @@ impl Inbound {
     /// Judges a binary frame.
     pub(crate) fn binary(&mut self, data: &[u8]) -> Parsed {
         let mut out = Parsed::default();
+        if self.dialect == Dialect::Voxline {
+            // The protocol sends audio as JSON; play it anyway, to hear the rest.
+            out.violation(
+                ViolationKind::WrongFrameType,
+                format!(
+                    "binary frame of {} bytes: Voxline sends audio as {{\"event\":\"media\",\"audio\":...}}",
+                    data.len()
+                ),
+            );
+            out.action = Some(BotAction::Audio(self.line_samples(data, &mut out)));
+            return out;
+        }
         if self.dialect != Dialect::Vonage {
             out.violation(
                 ViolationKind::WrongFrameType,
@@ -213,6 +239,113 @@ impl Inbound {
         }
         out.action = Some(BotAction::Audio(decode_pcm16(data)));
         out
+    }
+
+    /// Voxline's messages to the client: `media`, `mark`, `clear`, `hangup`,
+    /// `transcript`, `modes`.
+    fn voxline_text(&mut self, obj: &Map<String, Value>, out: &mut Parsed) {
+        let Some(event) = obj.get("event").and_then(Value::as_str) else {
+            out.violation(ViolationKind::MissingField, "no string \"event\" field");
+            return;
+        };
+        self.check_stream_id(obj, false, out);
+        match event {
+            "media" => {
+                let Some(audio) = obj.get("audio").and_then(Value::as_str) else {
+                    out.violation(ViolationKind::MissingField, "no string \"audio\"");
+                    return;
+                };
+                match base64::engine::general_purpose::STANDARD.decode(audio) {
+                    Ok(bytes) if bytes.is_empty() => {
+                        out.violation(ViolationKind::BadChunkSize, "empty audio");
+                    }
+                    Ok(bytes) => out.action = Some(BotAction::Audio(self.line_samples(&bytes, out))),
+                    Err(e) => out.violation(
+                        ViolationKind::BadBase64,
+                        format!("audio is not base64: {e}"),
+                    ),
+                }
+            }
+            "mark" => match obj.get("name").and_then(Value::as_str) {
+                Some(name) if !name.is_empty() => {
+                    out.action = Some(BotAction::Mark {
+                        name: name.to_owned(),
+                        payload: None,
+                    });
+                }
+                _ => out.violation(
+                    ViolationKind::EmptyMarkName,
+                    "mark without a non-empty \"name\"",
+                ),
+            },
+            "clear" => out.action = Some(BotAction::Clear),
+            // The server closes the socket next; the close ends the call.
+            "hangup" => {}
+            "transcript" => {
+                let role = obj.get("role").and_then(Value::as_str);
+                let text = obj.get("text").and_then(Value::as_str);
+                let is_final = obj.get("final").and_then(Value::as_bool);
+                match (role, text, is_final) {
+                    (Some(role @ ("user" | "bot")), Some(text), Some(is_final)) => {
+                        out.action = Some(BotAction::Text {
+                            role: role.to_owned(),
+                            text: text.to_owned(),
+                            is_final,
+                        });
+                    }
+                    (Some(role), Some(_), Some(_)) => out.violation(
+                        ViolationKind::MissingField,
+                        format!("transcript role {role:?}: expected \"user\" or \"bot\""),
+                    ),
+                    _ => out.violation(
+                        ViolationKind::MissingField,
+                        "transcript needs a string \"role\", a string \"text\" and a boolean \"final\"",
+                    ),
+                }
+            }
+            "modes" => {
+                let mut modes = [false; 4];
+                for (slot, key) in modes.iter_mut().zip(MODE_KEYS) {
+                    match obj.get(key).and_then(Value::as_bool) {
+                        Some(on) => *slot = on,
+                        None => {
+                            out.violation(
+                                ViolationKind::MissingField,
+                                format!("modes without a boolean {key:?}"),
+                            );
+                            return;
+                        }
+                    }
+                }
+                out.action = Some(BotAction::Modes(modes));
+            }
+            other => out.violation(
+                ViolationKind::UnknownEvent,
+                format!(
+                    "Voxline clients accept media, mark, clear, hangup, transcript and modes, not {other:?}"
+                ),
+            ),
+        }
+    }
+
+    /// Line-format bytes (Voxline: PCM16 or mu-law) as samples; a PCM16 payload that is
+    /// not whole samples is a violation.
+    fn line_samples(&self, bytes: &[u8], out: &mut Parsed) -> Vec<i16> {
+        match self.format.encoding {
+            Encoding::Mulaw => decode_mulaw(bytes),
+            _ => {
+                if !bytes.len().is_multiple_of(2) {
+                    out.violation(
+                        ViolationKind::BadChunkSize,
+                        format!(
+                            "{} bytes of PCM16 is not a whole number of samples",
+                            bytes.len()
+                        ),
+                    );
+                }
+                decode_pcm16(bytes)
+            }
+        }
     }
 
     fn vonage_text(&mut self, obj: &Map<String, Value>, out: &mut Parsed) {
@@ -621,6 +754,79 @@ mod tests {
             kinds(&plivo.text(bad_rate)),
             vec![ViolationKind::BadMediaFormat]
         );
+    }
+
+    #[test]
+    fn voxline_messages() {
+        let mut voxline = inbound(Dialect::Voxline);
+        let p = voxline.text(r#"{"event":"media","audio":"AAABAA=="}"#);
+        assert!(p.violations.is_empty());
+        assert_eq!(p.action, Some(BotAction::Audio(vec![0, 1])));
+        let p = voxline.text(r#"{"event":"mark","name":"m"}"#);
+        assert!(matches!(p.action, Some(BotAction::Mark { ref name, .. }) if name == "m"));
+        assert_eq!(
+            voxline.text(r#"{"event":"clear"}"#).action,
+            Some(BotAction::Clear)
+        );
+        assert_eq!(voxline.text(r#"{"event":"hangup"}"#).action, None);
+        assert_eq!(
+            voxline
+                .text(r#"{"event":"transcript","role":"bot","text":"hi","final":true}"#)
+                .action,
+            Some(BotAction::Text {
+                role: "bot".into(),
+                text: "hi".into(),
+                is_final: true
+            })
+        );
+        assert_eq!(
+            voxline
+                .text(r#"{"event":"modes","voice_input":true,"text_input":false,"voice_output":true,"text_output":false}"#)
+                .action,
+            Some(BotAction::Modes([true, false, true, false]))
+        );
+        let cases = [
+            (
+                r#"{"event":"media","payload":"AAAA"}"#,
+                ViolationKind::MissingField,
+            ),
+            (
+                r#"{"event":"media","media":{"payload":"AAAA"}}"#,
+                ViolationKind::MissingField,
+            ),
+            (
+                r#"{"event":"media","audio":"AA=="}"#,
+                ViolationKind::BadChunkSize,
+            ),
+            (
+                r#"{"event":"media","audio":"!!"}"#,
+                ViolationKind::BadBase64,
+            ),
+            (
+                r#"{"event":"mark","mark":{"name":"m"}}"#,
+                ViolationKind::EmptyMarkName,
+            ),
+            (
+                r#"{"event":"transcript","role":"assistant","text":"x","final":true}"#,
+                ViolationKind::MissingField,
+            ),
+            (
+                r#"{"event":"transcript","role":"bot","text":"x","is_final":true}"#,
+                ViolationKind::MissingField,
+            ),
+            (
+                r#"{"event":"modes","voice_input":true}"#,
+                ViolationKind::MissingField,
+            ),
+            (r#"{"event":"playAudio"}"#, ViolationKind::UnknownEvent),
+            (r#"{"audio":"AAAA"}"#, ViolationKind::MissingField),
+        ];
+        for (text, kind) in cases {
+            assert_eq!(kinds(&voxline.text(text)), vec![kind], "{text}");
+        }
+        let p = voxline.binary(&[0; 640]);
+        assert_eq!(kinds(&p), vec![ViolationKind::WrongFrameType]);
+        assert!(matches!(p.action, Some(BotAction::Audio(ref s)) if s.len() == 320));
     }
 
     #[test]

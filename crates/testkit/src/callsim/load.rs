@@ -28,7 +28,7 @@ use crate::callsim::connect::{self, Socket, Target};
 use crate::callsim::dialect::Dialect;
 use crate::callsim::error::CallsimError;
 use crate::callsim::ids::IdGen;
-use crate::callsim::wire::Wire;
+use crate::callsim::wire::{self, Wire};
 
 const TAG: [u8; 2] = *b"VX";
 const TAG_LEN: usize = 6;
@@ -320,6 +320,7 @@ pub async fn load(options: LoadOptions) -> Result<LoadReport, CallsimError> {
     let format = options
         .dialect
         .line_format(options.encoding, target.sample_rate)?;
+    wire::check_params(options.dialect, &options.params)?;
     let frame = options.dialect.frame();
     let frame_bytes = format.frame_bytes(frame.as_millis() as u32);
     let rest = vec![format.encoding.silence_byte(); frame_bytes.saturating_sub(TAG_LEN)];
@@ -646,7 +647,13 @@ fn tag_in_bytes(data: &[u8]) -> Option<u32> {
 /// Finds `"payload"` in a JSON frame and decodes the tag from the first 8 base64
 /// characters of its value, without parsing the frame.
 fn tag_in_text(text: &str) -> Option<u32> {
-    let at = text.find("\"payload\"")? + "\"payload\"".len();
+    // Carriers put the audio in `media.payload`, Voxline in `audio`.
+    let key = if text.contains("\"payload\"") {
+        "\"payload\""
+    } else {
+        "\"audio\""
+    };
+    let at = text.find(key)? + key.len();
     let rest = text[at..].trim_start();
     let rest = rest.strip_prefix(':')?.trim_start();
     let rest = rest.strip_prefix('"')?;

@@ -18,12 +18,19 @@
 //! | Plivo | `start` only (`callId`, `streamId`, `accountId`, `extra_headers`) | 20 ms mu-law (or L16 8/16 kHz), numeric counters | close |
 //! | Telnyx | `connected` (`version`), `start` with top-level `stream_id` and `call_control_id` | 20 ms PCMU | `stop` |
 //! | Vonage | text `websocket:connected` (`content-type: audio/l16;rate=16000`, params flattened) | binary 20 ms L16 16 kHz (or 8 kHz) | close |
+//! | Voxline | flat `start` (`call_id`, `sample_rate`, `encoding`, `modes` from the `voice_input`/`text_input`/`voice_output`/`text_output` params as booleans, the other params in `custom`) | 20 ms PCM16 16 kHz (or 8/24/48 kHz, or mu-law) as base64 `audio` | `stop` |
 //!
 //! The carrier streams continuously: without caller audio it sends silence frames
 //! (`0xFF` mu-law, zero PCM). Bot audio is played on the carrier's clock; a mark is
 //! echoed when the audio queued before it has played; a clear drops what has not
-//! played (Twilio, Smartflo, Exotel and Telnyx then echo pending marks; Plivo answers
-//! `clearedAudio`, Vonage `websocket:cleared`).
+//! played (Twilio, Smartflo, Exotel, Telnyx and Voxline then echo pending marks; Plivo
+//! answers `clearedAudio`, Vonage `websocket:cleared`).
+//!
+//! Voxline's own protocol for browser and app clients also carries text:
+//! scenarios send typed messages ([`Step::SendText`]) and mode changes
+//! ([`Step::ModeChange`]), and wait for the bot's transcripts ([`Step::WaitForText`]);
+//! the report records every transcript ([`CallReport::texts`]) and mode
+//! acknowledgement ([`CallReport::modes`]).
 
 mod connect;
 mod dialect;
@@ -43,8 +50,8 @@ pub use error::CallsimError;
 pub use load::{LoadOptions, LoadReport, Percentiles, load};
 pub use options::{Audio, CallOptions, TurnVad};
 pub use report::{
-    CallEnd, CallReport, ClearRecord, FrameCounts, MarkOutcome, MarkRecord, PlaybackGap,
-    TurnLatency, Violation, ViolationKind,
+    CallEnd, CallReport, ClearRecord, FrameCounts, MarkOutcome, MarkRecord, ModesRecord,
+    PlaybackGap, TextRecord, TurnLatency, Violation, ViolationKind,
 };
 pub use scenario::{AudioSource, Scenario, ScenarioReport, Step, StepOutcome, StepReport};
 pub use wire::CallIds;

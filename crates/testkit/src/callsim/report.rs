@@ -105,6 +105,34 @@ pub struct ClearRecord {
     pub marks_dropped: usize,
 }
 
+/// Words the bot sent for the client to show (Voxline `transcript`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TextRecord {
+    /// When it arrived, in ms on the call's timeline.
+    pub at_ms: f64,
+    /// Whose words: `user` (a transcript of the caller) or `bot`.
+    pub role: String,
+    /// The words.
+    pub text: String,
+    /// Whether the bot marked them final (`false` for an interim transcript).
+    pub is_final: bool,
+}
+
+/// The channels the bot said were in force (Voxline `modes`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ModesRecord {
+    /// When it arrived, in ms on the call's timeline.
+    pub at_ms: f64,
+    /// The bot listens to the caller's audio.
+    pub voice_input: bool,
+    /// The bot reads the caller's text messages.
+    pub text_input: bool,
+    /// The bot sends audio.
+    pub voice_output: bool,
+    /// The bot sends transcripts and text.
+    pub text_output: bool,
+}
+
 /// One caller turn and how long the bot took to answer it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TurnLatency {
@@ -218,6 +246,10 @@ pub struct CallReport {
     pub marks: Vec<MarkRecord>,
     /// Clears, in order.
     pub clears: Vec<ClearRecord>,
+    /// Transcripts and bot text (Voxline), in arrival order.
+    pub texts: Vec<TextRecord>,
+    /// Mode acknowledgements (Voxline), in arrival order.
+    pub modes: Vec<ModesRecord>,
     /// Protocol violations by the bot.
     pub violations: Vec<Violation>,
     /// Undocumented but tolerated things the bot did.
@@ -358,6 +390,23 @@ impl fmt::Display for CallReport {
                 f,
                 "  clear              at {:.0} ms, dropped {:.0} ms, {} marks echoed, {} dropped",
                 c.at_ms, c.dropped_ms, c.marks_echoed, c.marks_dropped
+            )?;
+        }
+        for t in &self.texts {
+            writeln!(
+                f,
+                "  text               at {:.0} ms, {} ({}): {:?}",
+                t.at_ms,
+                t.role,
+                if t.is_final { "final" } else { "interim" },
+                t.text
+            )?;
+        }
+        for m in &self.modes {
+            writeln!(
+                f,
+                "  modes              at {:.0} ms: voice_input {}, text_input {}, voice_output {}, text_output {}",
+                m.at_ms, m.voice_input, m.text_input, m.voice_output, m.text_output
             )?;
         }
         for w in &self.warnings {

@@ -117,6 +117,37 @@ pub enum Step {
     },
     /// Hang up now: the dialect's `stop` (if it has one), then close.
     Hangup,
+    /// Send a typed message (Voxline `text_message`). Fails at once in dialects without
+    /// a text channel.
+    SendText {
+        /// What the caller writes.
+        text: String,
+    },
+    /// Switch channels (Voxline `mode_change`), sending only the fields given. Fails at
+    /// once in dialects without a text channel.
+    ModeChange {
+        /// Send audio (or stop sending it, as far as the bot is told).
+        voice_input: Option<bool>,
+        /// Send text messages.
+        text_input: Option<bool>,
+        /// Receive the bot's audio.
+        voice_output: Option<bool>,
+        /// Receive transcripts and the bot's text.
+        text_output: Option<bool>,
+    },
+    /// Pass when a transcript (Voxline `transcript`) matching `role` (`user` or `bot`)
+    /// and containing `contains` (ignoring case) has arrived and was not matched by an
+    /// earlier `WaitForText` step (taken in order, so one that came during an earlier
+    /// step still counts, as for [`Step::WaitForMark`]); fail after `within`. Fails at
+    /// once in dialects without a text channel.
+    WaitForText {
+        /// `user` (the caller's transcript) or `bot`; any when `None`.
+        role: Option<String>,
+        /// A piece of the text, compared ignoring case; any text when `None`.
+        contains: Option<String>,
+        /// The limit.
+        within: Duration,
+    },
 }
 
 impl Step {
@@ -134,6 +165,9 @@ impl Step {
             Step::ExpectHangup { .. } => "expect_hangup",
             Step::Dtmf { .. } => "dtmf",
             Step::Hangup => "hangup",
+            Step::SendText { .. } => "send_text",
+            Step::ModeChange { .. } => "mode_change",
+            Step::WaitForText { .. } => "wait_for_text",
         }
     }
 
@@ -172,6 +206,37 @@ impl Step {
             }
             Step::Dtmf { digit, .. } => format!("press {digit}"),
             Step::Hangup => "hang up".to_owned(),
+            Step::SendText { text } => format!("send text {:?}", text),
+            Step::ModeChange {
+                voice_input,
+                text_input,
+                voice_output,
+                text_output,
+            } => {
+                let set: Vec<String> = [
+                    ("voice_input", voice_input),
+                    ("text_input", text_input),
+                    ("voice_output", voice_output),
+                    ("text_output", text_output),
+                ]
+                .iter()
+                .filter_map(|(k, v)| v.map(|on| format!("{k}={on}")))
+                .collect();
+                format!("change modes: {}", set.join(", "))
+            }
+            Step::WaitForText {
+                role,
+                contains,
+                within,
+            } => format!(
+                "wait for a {}transcript{} within {} ms",
+                role.as_ref().map(|r| format!("{r} ")).unwrap_or_default(),
+                contains
+                    .as_ref()
+                    .map(|c| format!(" containing {c:?}"))
+                    .unwrap_or_default(),
+                ms(within)
+            ),
         }
     }
 }
@@ -372,6 +437,38 @@ impl Scenario {
         self.step(Step::Hangup)
     }
 
+    /// Sends a typed message (Voxline).
+    pub fn send_text(self, text: impl Into<String>) -> Self {
+        self.step(Step::SendText { text: text.into() })
+    }
+
+    /// Switches channels (Voxline): `[voice_input, text_input, voice_output,
+    /// text_output]`, `None` for a channel left as it is.
+    pub fn mode_change(self, modes: [Option<bool>; 4]) -> Self {
+        let [voice_input, text_input, voice_output, text_output] = modes;
+        self.step(Step::ModeChange {
+            voice_input,
+            text_input,
+            voice_output,
+            text_output,
+        })
+    }
+
+    /// Expects a transcript (Voxline) from `role` (`user` or `bot`, any when `None`)
+    /// containing `contains` (ignoring case, any when `None`) within `within`.
+    pub fn wait_for_text(
+        self,
+        role: Option<&str>,
+        contains: Option<&str>,
+        within: Duration,
+    ) -> Self {
+        self.step(Step::WaitForText {
+            role: role.map(str::to_owned),
+            contains: contains.map(str::to_owned),
+            within,
+        })
+    }
+
     /// Parses a scenario from TOML; relative WAV paths are taken from `base_dir` (or
     /// the working directory).
     ///
@@ -488,6 +585,20 @@ enum StepFile {
         duration_ms: u64,
     },
     Hangup {},
+    SendText {
+        text: String,
+    },
+    ModeChange {
+        voice_input: Option<bool>,
+        text_input: Option<bool>,
+        voice_output: Option<bool>,
+        text_output: Option<bool>,
+    },
+    WaitForText {
+        within_ms: u64,
+        role: Option<String>,
+        contains: Option<String>,
+    },
 }
 
 impl ScenarioFile {
@@ -582,6 +693,37 @@ impl ScenarioFile {
                     }
                 }
                 StepFile::Hangup {} => Step::Hangup,
+                StepFile::SendText { text } => Step::SendText { text },
+                StepFile::ModeChange {
+                    voice_input,
+                    text_input,
+                    voice_output,
+                    text_output,
+                } => Step::ModeChange {
+                    voice_input,
+                    text_input,
+                    voice_output,
+                    text_output,
+                },
+                StepFile::WaitForText {
+                    within_ms,
+                    role,
+                    contains,
+                } => {
+                    if let Some(role) = role.as_deref()
+                        && !is_text_role(role)
+                    {
+                        return Err(format!(
+                            "step {}: wait_for_text role {role:?} is not \"user\" or \"bot\"",
+                            i + 1
+                        ));
+                    }
+                    Step::WaitForText {
+                        within: ms(within_ms),
+                        role,
+                        contains,
+                    }
+                }
             });
         }
         Ok(Scenario {
@@ -593,6 +735,11 @@ impl ScenarioFile {
             stop_on_failure: self.stop_on_failure.unwrap_or(true),
         })
     }
+}
+
+/// The roles a transcript has on the wire.
+pub(crate) fn is_text_role(role: &str) -> bool {
+    matches!(role, "user" | "bot")
 }
 
 pub(crate) fn is_dtmf_digit(c: char) -> bool {
@@ -757,6 +904,78 @@ mod tests {
             }
         );
         assert_eq!(s.steps[5], Step::Hangup);
+    }
+
+    #[test]
+    fn text_steps_parse() {
+        let text = r##"
+            url = "ws://127.0.0.1:9/ws/flexible"
+            dialect = "voxline"
+            [params]
+            voice_output = false
+            tenant = "abc"
+
+            [[steps]]
+            step = "send_text"
+            text = "What are your hours?"
+
+            [[steps]]
+            step = "mode_change"
+            voice_output = true
+            text_input = false
+
+            [[steps]]
+            step = "wait_for_text"
+            role = "bot"
+            contains = "nine"
+            within_ms = 2000
+
+            [[steps]]
+            step = "wait_for_text"
+            within_ms = 500
+        "##;
+        let s = Scenario::from_toml_str(text, None).expect("parses");
+        assert_eq!(s.options.dialect, Dialect::Voxline);
+        assert!(
+            s.options
+                .params
+                .contains(&("voice_output".to_owned(), "false".to_owned()))
+        );
+        assert_eq!(
+            s.steps,
+            vec![
+                Step::SendText {
+                    text: "What are your hours?".into()
+                },
+                Step::ModeChange {
+                    voice_input: None,
+                    text_input: Some(false),
+                    voice_output: Some(true),
+                    text_output: None,
+                },
+                Step::WaitForText {
+                    role: Some("bot".into()),
+                    contains: Some("nine".into()),
+                    within: Duration::from_millis(2000),
+                },
+                Step::WaitForText {
+                    role: None,
+                    contains: None,
+                    within: Duration::from_millis(500),
+                },
+            ]
+        );
+        assert_eq!(s.steps[1].name(), "mode_change");
+        assert_eq!(
+            s.steps[1].describe(),
+            "change modes: text_input=false, voice_output=true"
+        );
+        assert_eq!(
+            s.steps[2].describe(),
+            "wait for a bot transcript containing \"nine\" within 2000 ms"
+        );
+        let bad = "url = \"ws://h/\"\ndialect = \"voxline\"\n[[steps]]\nstep = \"wait_for_text\"\nrole = \"assistant\"\nwithin_ms = 1";
+        assert!(Scenario::from_toml_str(bad, None).is_err());
     }
 
     #[test]

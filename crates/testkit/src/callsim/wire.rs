@@ -12,16 +12,49 @@ use serde_json::{Map, Value, json};
 use voxline_audio::{AudioFormat, Encoding};
 
 use crate::callsim::dialect::Dialect;
+use crate::callsim::error::CallsimError;
 use crate::callsim::ids::{self, IdGen};
+
+/// Voxline's four channels: parameters with these names go into the `start`'s `modes`.
+pub(crate) const MODE_KEYS: [&str; 4] =
+    ["voice_input", "text_input", "voice_output", "text_output"];
+
+/// A mode parameter's value as a boolean (`true`/`false`, `1`/`0`, `yes`/`no`, `on`/`off`).
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" => Some(false),
+        _ => None,
+    }
+}
+
+/// Checks the call's parameters can go on the wire (Voxline's modes must be booleans).
+pub(crate) fn check_params(
+    dialect: Dialect,
+    params: &[(String, String)],
+) -> Result<(), CallsimError> {
+    if dialect != Dialect::Voxline {
+        return Ok(());
+    }
+    for (key, value) in params {
+        if MODE_KEYS.contains(&key.as_str()) && parse_bool(value).is_none() {
+            return Err(CallsimError::InvalidOptions {
+                field: "params",
+                reason: format!("{key}={value:?}: a Voxline mode is true or false"),
+            });
+        }
+    }
+    Ok(())
+}
 
 /// The identifiers callsim gave the call, as the carrier puts them on the wire.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CallIds {
     /// The stream id (`stream_sid`, `streamSid`, `streamId` or `stream_id`); empty for
-    /// Vonage, which has none.
+    /// Vonage and Voxline, which have none.
     pub stream_id: String,
-    /// The call id (`call_sid`, `callSid`, `callId` or `call_control_id`); empty for
-    /// Vonage.
+    /// The call id (`call_sid`, `callSid`, `callId`, `call_control_id`, or Voxline's
+    /// `call_id`); empty for Vonage.
     pub call_id: String,
     /// The account id where the dialect has one (`account_sid`, `accountSid`,
     /// `accountId`, Telnyx's `user_id`); empty otherwise.
@@ -58,6 +91,11 @@ impl CallIds {
             Dialect::Vonage => Self {
                 stream_id: String::new(),
                 call_id: String::new(),
+                account_id: String::new(),
+            },
+            Dialect::Voxline => Self {
+                stream_id: String::new(),
+                call_id: format!("web-{}", ids.uuid()),
                 account_id: String::new(),
             },
         }
@@ -270,7 +308,57 @@ impl Wire {
                 }
                 vec![Value::Object(fields).to_string()]
             }
+            Dialect::Voxline => {
+                let mut modes = Map::new();
+                for (k, v) in &self.params {
+                    if MODE_KEYS.contains(&k.as_str())
+                        && let Some(on) = parse_bool(v)
+                    {
+                        modes.insert(k.clone(), Value::Bool(on));
+                    }
+                }
+                let mut start = json!({
+                    "event": "start",
+                    "call_id": self.ids.call_id,
+                    "sample_rate": rate,
+                    "encoding": match self.format.encoding {
+                        Encoding::Mulaw => "mulaw",
+                        Encoding::Alaw => "alaw",
+                        Encoding::Pcm16 => "pcm16",
+                    },
+                    "custom": self.custom_params(&MODE_KEYS),
+                });
+                if !modes.is_empty()
+                    && let Value::Object(fields) = &mut start
+                {
+                    fields.insert("modes".into(), Value::Object(modes));
+                }
+                vec![start.to_string()]
+            }
         }
+    }
+
+    /// A typed message from the caller (Voxline `text_message`); `None` for dialects
+    /// without a text channel.
+    pub(crate) fn text_message(&self, text: &str) -> Option<String> {
+        (self.dialect == Dialect::Voxline)
+            .then(|| json!({ "event": "text_message", "text": text }).to_string())
+    }
+
+    /// A change of channels (Voxline `mode_change`) with only the given fields; `None`
+    /// for dialects without a text channel.
+    pub(crate) fn mode_change(&self, modes: [Option<bool>; 4]) -> Option<String> {
+        if self.dialect != Dialect::Voxline {
+            return None;
+        }
+        let mut fields = Map::new();
+        fields.insert("event".into(), "mode_change".into());
+        for (key, value) in MODE_KEYS.iter().zip(modes) {
+            if let Some(on) = value {
+                fields.insert((*key).to_owned(), Value::Bool(on));
+            }
+        }
+        Some(Value::Object(fields).to_string())
     }
 
     fn extra_headers(&self) -> String {
@@ -318,6 +406,7 @@ impl Wire {
                     self.start_unix_ms + before
                 )
             }
+            Dialect::Voxline => write!(out, r#"{{"event":"media","audio":"{payload_b64}"}}"#),
             Dialect::Telnyx | Dialect::Vonage => write!(
                 out,
                 r#"{{"event":"media","sequence_number":"{seq}","media":{{"track":"inbound","chunk":"{chunk}","timestamp":"{before}","payload":"{payload_b64}"}},"stream_id":"{sid}"}}"#
@@ -387,6 +476,7 @@ impl Wire {
                 "digit": digit,
                 "duration": duration_ms,
             }),
+            Dialect::Voxline => json!({ "event": "dtmf", "digit": digit }),
         }
         .to_string()
     }
@@ -436,6 +526,7 @@ impl Wire {
                 "event": "websocket:notify",
                 "payload": payload.cloned().unwrap_or(Value::Null),
             }),
+            Dialect::Voxline => json!({ "event": "mark", "name": name }),
         }
         .to_string()
     }
@@ -502,6 +593,7 @@ impl Wire {
                     "stream_id": sid,
                 })
             }
+            Dialect::Voxline => json!({ "event": "stop" }),
             Dialect::Plivo | Dialect::Vonage => return None,
         };
         Some(frame.to_string())
@@ -584,5 +676,63 @@ mod tests {
         assert_eq!(media["sequenceNumber"], 2);
         assert_eq!(media["media"]["chunk"], 1);
         assert!(media["media"]["timestamp"].is_string());
+    }
+
+    #[test]
+    fn voxline_frames_follow_the_protocol() {
+        let mut w = wire(
+            Dialect::Voxline,
+            &[
+                ("voice_output", "false"),
+                ("text_input", "1"),
+                ("tenant", "abc"),
+            ],
+        );
+        let start = parse(&w.opening()[0]);
+        assert_eq!(start["event"], "start");
+        assert!(
+            start["call_id"]
+                .as_str()
+                .is_some_and(|id| id.starts_with("web-"))
+        );
+        assert_eq!(start["sample_rate"], 16000);
+        assert_eq!(start["encoding"], "pcm16");
+        assert_eq!(
+            start["modes"],
+            json!({"voice_output": false, "text_input": true})
+        );
+        assert_eq!(start["custom"], json!({"tenant": "abc"}));
+        assert_eq!(
+            parse(&w.media("AAAA")),
+            json!({"event":"media","audio":"AAAA"})
+        );
+        assert_eq!(
+            parse(&w.dtmf('5', 100)),
+            json!({"event":"dtmf","digit":"5"})
+        );
+        assert_eq!(
+            parse(&w.mark_echo("m", None)),
+            json!({"event":"mark","name":"m"})
+        );
+        assert_eq!(w.clear_ack(), None);
+        assert_eq!(w.stop().map(|s| parse(&s)), Some(json!({"event":"stop"})));
+        assert_eq!(
+            w.text_message("hi \"there\"").map(|s| parse(&s)),
+            Some(json!({"event":"text_message","text":"hi \"there\""}))
+        );
+        assert_eq!(
+            w.mode_change([None, Some(false), None, Some(true)])
+                .map(|s| parse(&s)),
+            Some(json!({"event":"mode_change","text_input":false,"text_output":true}))
+        );
+        // Without mode parameters, no `modes`.
+        let mut plain = wire(Dialect::Voxline, &[]);
+        assert!(parse(&plain.opening()[0]).get("modes").is_none());
+        // Other dialects have no text channel.
+        let twilio = wire(Dialect::Twilio, &[]);
+        assert_eq!(twilio.text_message("hi"), None);
+        assert_eq!(twilio.mode_change([Some(true); 4]), None);
+        assert!(check_params(Dialect::Voxline, &[("voice_input".into(), "maybe".into())]).is_err());
+        assert!(check_params(Dialect::Twilio, &[("voice_input".into(), "maybe".into())]).is_ok());
     }
 }

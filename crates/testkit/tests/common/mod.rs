@@ -109,6 +109,7 @@ impl Conn {
             };
             match self.dialect {
                 Dialect::Vonage if v["event"] == "websocket:connected" => return,
+                Dialect::Voxline if v["event"] == "start" => return,
                 Dialect::Exotel if v["event"] == "start" => {
                     self.stream_id = v["start"]["stream_sid"].as_str().unwrap_or_default().into();
                     return;
@@ -194,6 +195,7 @@ pub fn media(dialect: Dialect, sid: &str, payload: &[u8], rate: u32) -> Message 
             Message::text(json!({"event":"media","media":{"payload":p}}).to_string())
         }
         Dialect::Vonage => Message::binary(payload.to_vec()),
+        Dialect::Voxline => Message::text(json!({"event":"media","audio":p}).to_string()),
     }
 }
 
@@ -206,6 +208,7 @@ pub fn mark(dialect: Dialect, sid: &str, name: &str) -> Message {
         Dialect::Plivo => json!({"event":"checkpoint","streamId":sid,"name":name}),
         Dialect::Telnyx => json!({"event":"mark","mark":{"name":name}}),
         Dialect::Vonage => json!({"action":"notify","payload":{"name":name}}),
+        Dialect::Voxline => json!({"event":"mark","name":name}),
     };
     Message::text(v.to_string())
 }
@@ -215,7 +218,7 @@ pub fn clear(dialect: Dialect, sid: &str) -> Message {
         Dialect::Exotel => json!({"event":"clear","stream_sid":sid}),
         Dialect::Smartflo | Dialect::Twilio => json!({"event":"clear","streamSid":sid}),
         Dialect::Plivo => json!({"event":"clearAudio","streamId":sid}),
-        Dialect::Telnyx => json!({"event":"clear"}),
+        Dialect::Telnyx | Dialect::Voxline => json!({"event":"clear"}),
         Dialect::Vonage => json!({"action":"clear"}),
     };
     Message::text(v.to_string())
@@ -231,7 +234,11 @@ pub fn carrier_payload(dialect: Dialect, message: &Message) -> Option<Vec<u8>> {
             if v["event"] != "media" {
                 return None;
             }
-            B64.decode(v["media"]["payload"].as_str()?).ok()
+            let payload = match dialect {
+                Dialect::Voxline => &v["audio"],
+                _ => &v["media"]["payload"],
+            };
+            B64.decode(payload.as_str()?).ok()
         }
         _ => None,
     }
@@ -313,7 +320,12 @@ pub async fn echo_bot(dialect: Dialect, rate: u32) -> Bot {
 
 /// Line-format bytes of `samples`.
 pub fn encode(dialect: Dialect, samples: &[i16], pcm: bool) -> Vec<u8> {
-    if pcm || matches!(dialect, Dialect::Exotel | Dialect::Vonage) {
+    if pcm
+        || matches!(
+            dialect,
+            Dialect::Exotel | Dialect::Vonage | Dialect::Voxline
+        )
+    {
         samples.iter().flat_map(|s| s.to_le_bytes()).collect()
     } else {
         let mut out = Vec::new();
