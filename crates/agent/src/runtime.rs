@@ -123,8 +123,10 @@ pub struct Agent {
     usage: UsageTotals,
     timer: Pin<Box<Sleep>>,
     timer_at: Option<Instant>,
-    /// Replies started, for mark names.
+    /// The worker's channel closed.
     worker_gone: bool,
+    /// The modes in force are still to be acknowledged to the client.
+    ack_modes: bool,
 }
 
 impl std::fmt::Debug for Agent {
@@ -211,6 +213,7 @@ impl Agent {
             timer: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
             timer_at: None,
             worker_gone: false,
+            ack_modes: true,
             config,
         };
         if let Some(greeting) = &agent.config.greeting {
@@ -588,7 +591,7 @@ impl Agent {
 
     /// Ready when the worker reported or a timer is due; keep polling until `Pending`.
     pub fn poll_wake(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let mut woke = false;
+        let mut woke = self.ack_modes;
         while self.ready.len() < REPORTS {
             match self.reports.poll_recv(cx) {
                 Poll::Ready(Some(report)) => {
@@ -638,6 +641,9 @@ impl Agent {
 
     /// Acts on what `poll_wake` found.
     pub fn on_wake(&mut self, out: &mut dyn CallOutput) {
+        if std::mem::take(&mut self.ack_modes) {
+            out.report(AgentEvent::Modes(self.modes));
+        }
         while let Some(report) = self.ready.pop_front() {
             self.on_report(report, out);
         }

@@ -11,9 +11,9 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
-use voxline_agent::{Agent, AgentEvent, AgentSetup, CallOutput, CallStart, ModeChange};
+use voxline_agent::{Agent, AgentEvent, AgentSetup, CallOutput, CallStart};
 use voxline_core::Role;
-use voxline_telephony::{CallEvent, CallInfo};
+use voxline_telephony::{CallEvent, CallInfo, TextRole};
 
 use crate::bus::EventKind;
 use crate::handler::{Call, CallHandler, HandlerFactory};
@@ -240,6 +240,8 @@ impl CallHandler for AgentHandler {
                 tracing::info!(reason = ?stop.reason, "carrier stopped the call");
                 self.agent.on_stop(&mut out);
             }
+            CallEvent::Text { text } => self.agent.on_text(&text, &mut out),
+            CallEvent::ModeChange(change) => self.agent.change_modes(change, &mut out),
             CallEvent::Clear => {
                 // A peer asked for quiet (Vonage's and some clients' clear).
                 out.call.clear("peer_clear");
@@ -272,18 +274,6 @@ impl CallHandler for AgentHandler {
     }
 }
 
-impl AgentHandler {
-    /// A mode change from a client with a text channel.
-    #[allow(dead_code)]
-    fn change_modes(&mut self, change: ModeChange, call: &mut Call<'_>) {
-        let mut out = Output {
-            call,
-            metrics: &self.metrics,
-        };
-        self.agent.change_modes(change, &mut out);
-    }
-}
-
 /// The call as the agent drives it.
 struct Output<'a, 'b> {
     call: &'a mut Call<'b>,
@@ -313,6 +303,19 @@ impl CallOutput for Output<'_, '_> {
 
     fn is_playing(&self) -> bool {
         self.call.is_playing()
+    }
+
+    fn has_text_channel(&self) -> bool {
+        self.call.supports_text()
+    }
+
+    fn text(&mut self, role: Role, text: &str, is_final: bool) {
+        let role = if role == Role::User {
+            TextRole::Caller
+        } else {
+            TextRole::Bot
+        };
+        self.call.send_text(role, text, is_final);
     }
 
     fn report(&mut self, event: AgentEvent) {
@@ -381,9 +384,7 @@ impl CallOutput for Output<'_, '_> {
                 m.barge_ins.inc();
                 tracing::info!(heard = %heard, "barge-in");
             }
-            AgentEvent::Modes(modes) => {
-                tracing::info!(?modes, "modes");
-            }
+            AgentEvent::Modes(modes) => self.call.send_modes(modes),
             AgentEvent::ProviderError { error, recovered } => {
                 m.provider_errors
                     .get_or_create(&ProviderErrorLabel {

@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use voxline_telephony::{BotCommand, CallEvent, CallInfo, Session, WsFrame};
+use voxline_telephony::{BotCommand, CallEvent, CallInfo, Modes, Session, TextRole, WsFrame};
 
 use crate::bus::{EventBus, EventKind};
 use crate::metrics::CallMetrics;
@@ -139,6 +139,33 @@ impl Call<'_> {
     pub fn hangup(&mut self) {
         self.command(&BotCommand::Hangup);
         self.close = true;
+    }
+
+    /// Whether the dialect has a text channel (Voxline's own protocol for browser and
+    /// app clients): transcripts, the bot's words and mode acknowledgements.
+    pub fn supports_text(&self) -> bool {
+        self.session.supports_text()
+    }
+
+    /// Sends words to a client with a text channel (the caller's transcript or the
+    /// bot's words); ignored, with a debug line, where the dialect has none.
+    pub fn send_text(&mut self, role: TextRole, text: &str, is_final: bool) {
+        if self.supports_text() {
+            self.command(&BotCommand::Text {
+                role,
+                text: text.to_owned(),
+                is_final,
+            });
+        } else {
+            tracing::debug!("no text channel on this dialect; text not sent");
+        }
+    }
+
+    /// Acknowledges the modes in force to a client with a text channel.
+    pub fn send_modes(&mut self, modes: Modes) {
+        if self.supports_text() {
+            self.command(&BotCommand::Modes(modes));
+        }
     }
 
     /// Whether audio is queued or playing.

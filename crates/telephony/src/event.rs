@@ -194,6 +194,36 @@ impl Default for Modes {
 }
 
 impl Modes {
+    /// Voice only, as on a phone line.
+    pub const PHONE: Self = Self {
+        voice_input: true,
+        text_input: false,
+        voice_output: true,
+        text_output: false,
+    };
+
+    /// Modes from a call's custom parameters (`voice_input`, `text_input`,
+    /// `voice_output`, `text_output`, as booleans or `"true"`/`"false"`/`"1"`/`"0"`),
+    /// over `self` for the fields not given.
+    pub fn from_params(self, params: &serde_json::Map<String, serde_json::Value>) -> Self {
+        let get = |key: &str| match params.get(key)? {
+            serde_json::Value::Bool(b) => Some(*b),
+            serde_json::Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => Some(true),
+                "false" | "0" | "no" | "off" => Some(false),
+                _ => None,
+            },
+            serde_json::Value::Number(n) => n.as_u64().map(|n| n != 0),
+            _ => None,
+        };
+        self.apply(ModeChange {
+            voice_input: get("voice_input"),
+            text_input: get("text_input"),
+            voice_output: get("voice_output"),
+            text_output: get("text_output"),
+        })
+    }
+
     /// These modes with the fields `change` sets replaced.
     pub fn apply(self, change: ModeChange) -> Self {
         Self {
