@@ -1,6 +1,6 @@
 //! `/ws/auth` takes carrier and client connections only with the configured token, as
 //! `?token=` or `Authorization: Bearer` (issue 6). Smartflo keeps the query on its URL;
-//! Twilio drops it, so Twilio streams authenticate with the header or a custom parameter.
+//! Twilio drops it (its own check is the `X-Twilio-Signature` of the webhook).
 
 mod common;
 
