@@ -656,8 +656,13 @@ impl Agent {
         if self.dtmf_at.is_some_and(|d| d <= now) {
             self.flush_dtmf(out);
         }
-        if self.idle_deadline().is_some_and(|d| d <= now) && !out.is_playing() {
-            self.on_idle(out);
+        if self.idle_deadline().is_some_and(|d| d <= now) {
+            if out.is_playing() {
+                // Something is still playing: the silence starts when it ends.
+                self.idle_since = Some(now);
+            } else {
+                self.on_idle(out);
+            }
         }
         if self.worker_gone && !self.hung_up {
             tracing::error!("agent worker ended; closing the call");
