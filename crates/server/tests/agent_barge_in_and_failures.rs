@@ -1,6 +1,7 @@
 //! The voice agent when things do not go to plan (issue 6): the caller talks over the
 //! reply (it stops within a frame, and the history keeps only what was heard), the
-//! model fails (the fallback line is said and the call goes on), and the call beyond
+//! model fails (the fallback line is said and the call goes on), a backchannel over the
+//! reply ("mm-hmm") lets it go on, and the call beyond
 //! the limit is refused.
 
 mod common;
@@ -206,4 +207,53 @@ async fn the_call_beyond_the_limit_is_refused() {
     assert!(error.contains("503"), "{error}");
     let first = first.await.expect("task").expect("first call");
     assert!(first.passed(), "{first}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backchannel_over_the_reply_does_not_stop_it() {
+    let dialect = Dialect::Smartflo;
+    let (first, line1, len1) = utterance(0, 0.5);
+    // 0.7 s of the caller's voice over the reply, recognised as "Mm-hmm." by 0.5 s:
+    // before the transcript rule stops waiting for words (0.8 s of speech).
+    let backchannel_at = 0.5 + len1 + 2.0;
+    let speech = speech::load("caller_en_us", 8000, Variant::Clean);
+    let u = &speech.utterances[1];
+    let from = (u.start_ms / 1000.0 * 8000.0) as usize;
+    let mm = Audio::from_samples(speech.samples[from..from + 5600].to_vec(), 8000);
+    let stack = Stack::start(Script {
+        lines: vec![
+            line1,
+            Line::new("Mm-hmm.", backchannel_at + 0.1, backchannel_at + 0.5),
+        ],
+        replies: vec![ChatScript::text(REPLY)],
+        tts: ElevenLabsOptions {
+            ms_per_char: 40,
+            ..ElevenLabsOptions::default()
+        },
+        ..Script::default()
+    })
+    .await;
+    let scenario = Scenario::new(stack.server.ws_url("/smartflo/audio"), dialect)
+        .silence(Duration::from_millis(500))
+        .play(first)
+        .silence(Duration::from_secs(2))
+        .play(mm)
+        .wait_until_quiet(LONG)
+        .hangup();
+    let report = callsim::run_scenario(scenario).await.expect("call");
+    assert!(report.passed(), "{report}");
+    assert!(report.call.clears.is_empty(), "{:?}", report.call.clears);
+    // The whole reply was heard (40 ms a character), and "mm-hmm" was no turn.
+    let chars = REPLY
+        .concat()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .count() as f64;
+    assert!(
+        (report.call.bot_audio_ms - chars * 40.0).abs() <= 100.0,
+        "heard {} ms of {} ms",
+        report.call.bot_audio_ms,
+        chars * 40.0
+    );
+    assert_eq!(stack.llm.requests_to("/v1/chat/completions").len(), 1);
 }
