@@ -1,8 +1,7 @@
 //! The voice agent when things do not go to plan (issue 6): the caller talks over the
 //! reply (it stops within a frame, and the history keeps only what was heard), the
 //! model fails (the fallback line is said and the call goes on), a backchannel over the
-//! reply ("mm-hmm") lets it go on, and the call beyond
-//! the limit is refused.
+//! reply ("mm-hmm") lets it go on, and the call beyond the limit is refused.
 
 mod common;
 
