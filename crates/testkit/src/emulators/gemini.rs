@@ -46,6 +46,7 @@
 //! during the turn; response: audio sent).
 //!
 //! # Knobs
+//! - [`Turn::tone`]: a reply's own tone instead of [`Options::tone_hz`].
 //! - [`Options::go_away_after`]: send `goAway` (`timeLeft` = [`Options::go_away_notice`])
 //!   that long after a connection opened, then close it (1000) when the notice ends.
 //! - Resumption: a `setup` with `sessionResumption.handle` continues that session's
@@ -123,6 +124,9 @@ pub struct Turn {
     pub audio: Duration,
     /// A tool call made before replying: name and JSON args.
     pub tool_call: Option<(String, Value)>,
+    /// This reply's tone, Hz (`None`: [`Options::tone_hz`]), so tests can tell replies
+    /// apart by pitch.
+    pub tone_hz: Option<f64>,
 }
 
 impl Turn {
@@ -133,7 +137,14 @@ impl Turn {
             reply: reply.into(),
             audio,
             tool_call: None,
+            tone_hz: None,
         }
+    }
+
+    /// The same turn answered with a tone of `hz`.
+    pub fn tone(mut self, hz: f64) -> Self {
+        self.tone_hz = Some(hz);
+        self
     }
 
     /// The same turn with the caller's words.
@@ -1008,6 +1019,7 @@ impl Conn {
             waiting_call = Some(id);
         }
         let samples_total = (turn.audio.as_secs_f64() * f64::from(OUTPUT_RATE)).round() as usize;
+        let tone_hz = turn.tone_hz.unwrap_or(opts.tone_hz);
         self.reply = Some(Reply {
             turn,
             waiting_call,
@@ -1015,7 +1027,7 @@ impl Conn {
             samples_sent: 0,
             next_at: Instant::now() + opts.faults.latency,
             started: false,
-            tone: voxline_audio::tone::ToneGenerator::sine(OUTPUT_RATE, opts.tone_hz, 0.3),
+            tone: voxline_audio::tone::ToneGenerator::sine(OUTPUT_RATE, tone_hz, 0.3),
         });
         Ok(())
     }
