@@ -153,8 +153,14 @@ pub fn tone(samples: &[i16], rate: u32, expected_hz: f64) -> Option<Tone> {
             rising.push(i);
         }
     }
-    let (a, b) = (*rising.first()?, *rising.last()?);
-    let hz = (rising.len() - 1) as f64 * f64::from(rate) / (b - a).max(1) as f64;
+    // The mean period over runs of whole cycles: a playback gap (an underrun) or the
+    // cut of a clear is skipped, not averaged in.
+    let periods: Vec<usize> = rising.windows(2).map(|w| w[1] - w[0]).collect();
+    let mut sorted = periods.clone();
+    sorted.sort_unstable();
+    let median = *sorted.get(sorted.len() / 2)?;
+    let steady: Vec<usize> = periods.into_iter().filter(|&p| p <= median + 2).collect();
+    let hz = steady.len() as f64 * f64::from(rate) / steady.iter().sum::<usize>().max(1) as f64;
     let x = voxline_fixtures::analysis::to_f64(voxline_fixtures::analysis::middle_half(span));
     let fit = voxline_fixtures::analysis::sine_fit(&x, expected_hz, f64::from(rate));
     Some(Tone {
@@ -162,6 +168,32 @@ pub fn tone(samples: &[i16], rate: u32, expected_hz: f64) -> Option<Tone> {
         duration: Duration::from_secs_f64(span.len() as f64 / f64::from(rate)),
         snr_db: fit.snr_db(),
     })
+}
+
+/// The share of `samples`' power at `hz`, 0 to 1: Goertzel over 20 ms blocks, so
+/// gaps and phase jumps between pieces of audio do not matter.
+pub fn power_share(samples: &[i16], rate: u32, hz: f64) -> f64 {
+    let w = 2.0 * std::f64::consts::PI * hz / f64::from(rate);
+    let coeff = 2.0 * w.cos();
+    let block = (rate / 50) as usize;
+    let (mut at_hz, mut total) = (0.0f64, 0.0f64);
+    for chunk in samples.chunks_exact(block) {
+        let (mut s1, mut s2) = (0.0f64, 0.0f64);
+        for &x in chunk {
+            let x = f64::from(x);
+            total += x * x;
+            let s0 = x + coeff * s1 - s2;
+            s2 = s1;
+            s1 = s0;
+        }
+        // A sine at `hz` of amplitude a gives (n a / 2)^2 here and n a^2 / 2 of energy.
+        at_hz += 2.0 * (s1 * s1 + s2 * s2 - coeff * s1 * s2) / block as f64;
+    }
+    if total == 0.0 {
+        0.0
+    } else {
+        (at_hz / total).min(1.0)
+    }
 }
 
 /// Asserts that `samples` hold one tone of `hz` lasting `length` (give or take 60 ms:
