@@ -48,7 +48,8 @@
 //! # Knobs
 //! - [`Turn::tone`]: a reply's own tone instead of [`Options::tone_hz`].
 //! - [`Options::go_away_after`]: send `goAway` (`timeLeft` = [`Options::go_away_notice`])
-//!   that long after a connection opened, then close it (1000) when the notice ends.
+//!   that long after a connection opened, then close it (1000) when the notice ends;
+//!   [`Options::go_away_connections`] limits it to the first connections.
 //! - Resumption: a `setup` with `sessionResumption.handle` continues that session's
 //!   state (its position in the script).
 //! - [`Options::silent_after_interrupt`]: after an interruption, the connection never
@@ -179,6 +180,8 @@ pub struct Options {
     pub go_away_after: Option<Duration>,
     /// The `timeLeft` of `goAway`; the connection closes when it runs out.
     pub go_away_notice: Duration,
+    /// How many connections (the first ones) get the `goAway`; later ones run on.
+    pub go_away_connections: usize,
     /// Go silent for the rest of a connection after an interruption.
     pub silent_after_interrupt: bool,
     /// Injected failures.
@@ -196,6 +199,7 @@ impl Default for Options {
             end_silence: Duration::from_millis(500),
             go_away_after: None,
             go_away_notice: Duration::from_secs(5),
+            go_away_connections: usize::MAX,
             silent_after_interrupt: false,
             faults: Faults::default(),
         }
@@ -603,7 +607,11 @@ impl Conn {
         key_ok: bool,
     ) -> Self {
         let opened = Instant::now();
-        let go_away_at = shared.options.go_away_after.map(|d| opened + d);
+        let go_away_at = shared
+            .options
+            .go_away_after
+            .filter(|_| connection < shared.options.go_away_connections)
+            .map(|d| opened + d);
         Self {
             shared,
             socket,
