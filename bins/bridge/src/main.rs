@@ -23,7 +23,9 @@ use voxline_core::{RealtimeConfig, RealtimeModel};
 use voxline_gemini::{API_KEY_ENVS, Gemini, GeminiConfig};
 use voxline_openai::realtime::DEFAULT_REALTIME_MODEL;
 use voxline_openai::{API_KEY_ENV, ApiConfig, OpenAiRealtime, OpenAiRealtimeConfig};
-use voxline_server::bridge::{BridgeConfig, BridgeFactory, BridgeMetrics, webhook_router};
+use voxline_server::bridge::{
+    BridgeConfig, BridgeFactory, BridgeMetrics, UnavailableModel, webhook_router,
+};
 use voxline_server::logging::{self, LogFormat};
 use voxline_server::{Server, ServerConfig, shutdown_signal};
 use voxline_telephony::Dialect;
@@ -165,17 +167,21 @@ async fn main() -> Result<()> {
     let args = Args::parse();
     logging::init(args.log_format, "info");
 
-    let (model, has_key) = model(&args);
+    let (mut model, has_key) = model(&args);
     let provider = model.name();
     if !has_key {
+        let hint = match args.model {
+            Provider::Gemini => "set --api-key, GOOGLE_API_KEY or GEMINI_API_KEY",
+            Provider::Openai => "set --api-key or OPENAI_API_KEY",
+        };
         tracing::warn!(
             provider,
-            "no API key for the model ({}): the bridge runs, but calls will be closed",
-            match args.model {
-                Provider::Gemini => "set --api-key, GOOGLE_API_KEY or GEMINI_API_KEY",
-                Provider::Openai => "set --api-key or OPENAI_API_KEY",
-            }
+            "no API key for the model ({hint}): the bridge runs, but calls will be closed"
         );
+        model = Arc::new(UnavailableModel::new(
+            provider,
+            format!("no API key ({hint})"),
+        ));
     }
     let mut bridge = BridgeConfig::new(session(&args)?);
     bridge.connect_buffer = Duration::from_millis(args.connect_buffer_ms);

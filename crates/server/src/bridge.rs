@@ -129,6 +129,43 @@ impl HandlerFactory for BridgeFactory {
     }
 }
 
+/// A model that cannot be reached (no API key configured, say): every connect fails
+/// at once with an auth error carrying `reason`, so each call is closed with that
+/// reason in its log line and no request leaves the machine.
+#[derive(Debug, Clone)]
+pub struct UnavailableModel {
+    provider: &'static str,
+    reason: String,
+}
+
+impl UnavailableModel {
+    /// A stand-in for `provider` refusing every session because of `reason`.
+    pub fn new(provider: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            provider,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl RealtimeModel for UnavailableModel {
+    fn name(&self) -> &'static str {
+        self.provider
+    }
+
+    fn connect(
+        &self,
+        _config: RealtimeConfig,
+    ) -> voxline_core::BoxFuture<'_, Result<RealtimeSession, ProviderError>> {
+        let error = ProviderError::new(
+            self.provider,
+            voxline_core::ErrorKind::Auth,
+            self.reason.clone(),
+        );
+        Box::pin(std::future::ready(Err(error)))
+    }
+}
+
 type ConnectResult = Result<RealtimeSession, ProviderError>;
 
 /// Where the call's session stands.
