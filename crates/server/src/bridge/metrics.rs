@@ -122,8 +122,9 @@ impl BridgeMetrics {
     pub fn unregistered() -> Self {
         Self {
             response_latency: Histogram::new(exponential_buckets(0.025, 1.5, 16)),
-            uplink_forward: Histogram::new(exponential_buckets(0.000_002, 2.0, 20)),
-            downlink_forward: Histogram::new(exponential_buckets(0.000_002, 2.0, 20)),
+            // 2 us to 0.25 s in steps of 1.5x: fine enough to read percentiles from.
+            uplink_forward: Histogram::new(exponential_buckets(0.000_002, 1.5, 30)),
+            downlink_forward: Histogram::new(exponential_buckets(0.000_002, 1.5, 30)),
             provider_ttfb: Histogram::new(exponential_buckets(0.025, 1.5, 16)),
             errors: Family::default(),
             reconnects: Counter::default(),
