@@ -203,10 +203,10 @@ fn run_case(case: &Case, duration: u64, ramp: u64) -> Result<String> {
 }
 
 /// The server process; stopped (SIGTERM, then kill) when dropped.
-struct Server(Child);
+pub(crate) struct Server(pub(crate) Child);
 
 impl Server {
-    fn stop(&mut self) -> Result<()> {
+    pub(crate) fn stop(&mut self) -> Result<()> {
         if self.0.try_wait()?.is_some() {
             return Ok(());
         }
@@ -232,14 +232,14 @@ impl Drop for Server {
     }
 }
 
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     fs::read_to_string(format!("/proc/{pid}/stat"))
         .map(|stat| !stat.contains(") Z "))
         .unwrap_or(false)
 }
 
 /// Resident memory in KiB.
-fn rss_kib(pid: u32) -> Result<u64> {
+pub(crate) fn rss_kib(pid: u32) -> Result<u64> {
     let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
     status
         .lines()
@@ -249,7 +249,7 @@ fn rss_kib(pid: u32) -> Result<u64> {
 }
 
 /// User plus system CPU time in seconds.
-fn cpu_secs(pid: u32) -> Result<f64> {
+pub(crate) fn cpu_secs(pid: u32) -> Result<f64> {
     let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
     // Fields after the command name (which may contain spaces) start at ") ".
     let rest = stat

@@ -134,10 +134,15 @@ impl Call<'_> {
     }
 
     /// Ends the call: the dialect's socket hang-up where it has one (Exotel: closing
-    /// the socket), else just closes the socket (the carrier's REST API is needed to
-    /// end the call itself).
+    /// the socket), else just closes the socket with code 1000 (the carrier's REST API
+    /// is needed to end the call itself).
     pub fn hangup(&mut self) {
-        self.command(&BotCommand::Hangup);
+        if self.session.encode(&BotCommand::Hangup, self.out).is_err() {
+            self.out.push(WsFrame::Close {
+                code: 1000,
+                reason: "hangup".to_owned(),
+            });
+        }
         self.close = true;
     }
 

@@ -46,8 +46,10 @@
 //! during the turn; response: audio sent).
 //!
 //! # Knobs
+//! - [`Turn::tone`]: a reply's own tone instead of [`Options::tone_hz`].
 //! - [`Options::go_away_after`]: send `goAway` (`timeLeft` = [`Options::go_away_notice`])
-//!   that long after a connection opened, then close it (1000) when the notice ends.
+//!   that long after a connection opened, then close it (1000) when the notice ends;
+//!   [`Options::go_away_connections`] limits it to the first connections.
 //! - Resumption: a `setup` with `sessionResumption.handle` continues that session's
 //!   state (its position in the script).
 //! - [`Options::silent_after_interrupt`]: after an interruption, the connection never
@@ -123,6 +125,9 @@ pub struct Turn {
     pub audio: Duration,
     /// A tool call made before replying: name and JSON args.
     pub tool_call: Option<(String, Value)>,
+    /// This reply's tone, Hz (`None`: [`Options::tone_hz`]), so tests can tell replies
+    /// apart by pitch.
+    pub tone_hz: Option<f64>,
 }
 
 impl Turn {
@@ -133,7 +138,14 @@ impl Turn {
             reply: reply.into(),
             audio,
             tool_call: None,
+            tone_hz: None,
         }
+    }
+
+    /// The same turn answered with a tone of `hz`.
+    pub fn tone(mut self, hz: f64) -> Self {
+        self.tone_hz = Some(hz);
+        self
     }
 
     /// The same turn with the caller's words.
@@ -168,6 +180,8 @@ pub struct Options {
     pub go_away_after: Option<Duration>,
     /// The `timeLeft` of `goAway`; the connection closes when it runs out.
     pub go_away_notice: Duration,
+    /// How many connections (the first ones) get the `goAway`; later ones run on.
+    pub go_away_connections: usize,
     /// Go silent for the rest of a connection after an interruption.
     pub silent_after_interrupt: bool,
     /// Injected failures.
@@ -185,6 +199,7 @@ impl Default for Options {
             end_silence: Duration::from_millis(500),
             go_away_after: None,
             go_away_notice: Duration::from_secs(5),
+            go_away_connections: usize::MAX,
             silent_after_interrupt: false,
             faults: Faults::default(),
         }
@@ -592,7 +607,11 @@ impl Conn {
         key_ok: bool,
     ) -> Self {
         let opened = Instant::now();
-        let go_away_at = shared.options.go_away_after.map(|d| opened + d);
+        let go_away_at = shared
+            .options
+            .go_away_after
+            .filter(|_| connection < shared.options.go_away_connections)
+            .map(|d| opened + d);
         Self {
             shared,
             socket,
@@ -1008,6 +1027,7 @@ impl Conn {
             waiting_call = Some(id);
         }
         let samples_total = (turn.audio.as_secs_f64() * f64::from(OUTPUT_RATE)).round() as usize;
+        let tone_hz = turn.tone_hz.unwrap_or(opts.tone_hz);
         self.reply = Some(Reply {
             turn,
             waiting_call,
@@ -1015,7 +1035,7 @@ impl Conn {
             samples_sent: 0,
             next_at: Instant::now() + opts.faults.latency,
             started: false,
-            tone: voxline_audio::tone::ToneGenerator::sine(OUTPUT_RATE, opts.tone_hz, 0.3),
+            tone: voxline_audio::tone::ToneGenerator::sine(OUTPUT_RATE, tone_hz, 0.3),
         });
         Ok(())
     }

@@ -67,7 +67,8 @@
 //! # Knobs
 //! - [`Options::session_max`]: after this long a connection gets the `error`
 //!   `session_expired` and is closed with 1001 "going away"; frames the client sent
-//!   before it saw the close are still read and recorded.
+//!   before it saw the close are still read and recorded;
+//!   [`Options::expiring_connections`] limits it to the first connections.
 //! - [`Faults`]: `latency` before each `response.created`; `fail_first` + `status`
 //!   refuse that many handshakes (429 `rate_limit_exceeded`, 5xx `server_error`, 401);
 //!   `disconnect_after` drops the first connection abruptly (no close frame) after that
@@ -186,6 +187,8 @@ pub struct Options {
     pub chunk: Duration,
     /// Expire each connection after this long (`session_expired`, close 1001).
     pub session_max: Option<Duration>,
+    /// How many connections (the first ones) expire after [`session_max`](Self::session_max).
+    pub expiring_connections: usize,
     /// Injected failures.
     pub faults: Faults,
 }
@@ -199,6 +202,7 @@ impl Default for Options {
             speech_rms: 500.0,
             chunk: Duration::from_millis(100),
             session_max: None,
+            expiring_connections: usize::MAX,
             faults: Faults::none(),
         }
     }
@@ -222,6 +226,12 @@ impl Options {
     /// The same options with a session limit.
     pub fn session_max(mut self, max: Duration) -> Self {
         self.session_max = Some(max);
+        self
+    }
+
+    /// The same options expiring only the first `count` connections.
+    pub fn expiring_connections(mut self, count: usize) -> Self {
+        self.expiring_connections = count;
         self
     }
 
@@ -757,7 +767,12 @@ impl Conn {
         if !self.send(created).await {
             return;
         }
-        let expires = self.shared.options.session_max.map(|d| self.started + d);
+        let expires = self
+            .shared
+            .options
+            .session_max
+            .filter(|_| self.n < self.shared.options.expiring_connections)
+            .map(|d| self.started + d);
         loop {
             let next = self
                 .active
