@@ -12,6 +12,8 @@
 //! - `load [--quick]`: the `callsim load` sweep against `echo-bot --immediate-echo`,
 //!   server pinned to CPU 0 and callsim to CPU 1, printing the table for
 //!   `docs/benchmarks.md`.
+//! - `load-agent [--quick]`: agent-server (CPU 0) against the provider emulators and
+//!   callsim (CPU 1): its own turn latency and its capacity, as tables.
 //! - `fuzz [seconds]`: runs every cargo-fuzz target in `fuzz/` for that long (default
 //!   60 s each); needs a nightly toolchain and `cargo install cargo-fuzz`.
 
@@ -23,6 +25,8 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 mod load;
+mod load_agent;
+mod procs;
 
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -38,6 +42,7 @@ fn main() -> Result<()> {
         Some("deps") => deps(),
         Some("fuzz") => fuzz(args.get(1).map(String::as_str).unwrap_or("60")),
         Some("load") => load::sweep(args.get(1).is_some_and(|a| a == "--quick")),
+        Some("load-agent") => load_agent::sweep(args.get(1).is_some_and(|a| a == "--quick")),
         Some("models") => models(Path::new(
             args.get(1).map(String::as_str).unwrap_or("models"),
         )),
@@ -51,6 +56,7 @@ fn main() -> Result<()> {
                  deps    check and install the system packages the tests need\n  \
                  fuzz    run every fuzz target for N seconds (default 60; needs nightly and cargo-fuzz)\n  \
                  load    callsim load sweep against echo-bot --immediate-echo (taskset; --quick for a short run)\n  \
+                 load-agent  agent-server latency and capacity with the emulators (taskset; --quick)\n  \
                  models  fetch the Silero VAD model into a folder (default models/; needs python3 and pip)"
             );
             bail!("no command given");
