@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::load::{Server, cpu_secs, process_alive, rss_kib};
+use crate::procs::{
+    Server, cpu_secs, free_address, process_alive, release_dir, require_taskset, rss_kib,
+    wait_for_listener,
+};
 
 pub(crate) fn sweep(quick: bool) -> Result<()> {
     let status = Command::new("cargo")
@@ -34,9 +37,7 @@ pub(crate) fn sweep(quick: bool) -> Result<()> {
     if !status.success() {
         bail!("release build failed");
     }
-    if Command::new("taskset").arg("-V").output().is_err() {
-        bail!("taskset (util-linux) is needed to pin the bridge and the driver to separate cores");
-    }
+    require_taskset()?;
     let (cases, duration, ramp): (Vec<(&str, usize)>, u64, u64) = if quick {
         (vec![("twilio", 20)], 12, 2)
     } else {
@@ -81,10 +82,7 @@ struct Row {
 }
 
 fn run_case(dialect: &str, calls: usize, duration: u64, ramp: u64) -> Result<Row> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let address = format!("127.0.0.1:{port}");
+    let address = free_address()?;
     let mut driver = Command::new("taskset")
         .args(["-c", "1"])
         .arg(release("examples/load_driver"))
@@ -120,13 +118,7 @@ fn run_case(dialect: &str, calls: usize, duration: u64, ramp: u64) -> Result<Row
             .context("cannot start the bridge")?,
     );
     let pid = bridge.0.id();
-    let started = Instant::now();
-    while TcpStream::connect(&address).is_err() {
-        if started.elapsed() > Duration::from_secs(10) {
-            bail!("the bridge did not start");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_listener(&address, "the bridge")?;
     let idle_rss = rss_kib(pid)?;
 
     // The steady window: every call connected (a second after the ramp) until a
@@ -213,15 +205,9 @@ fn run_case(dialect: &str, calls: usize, duration: u64, ramp: u64) -> Result<Row
     Ok(Row { capacity, latency })
 }
 
-/// A release build's file, in `CARGO_TARGET_DIR` when it is set.
+/// A release build's file.
 fn release(file: &str) -> std::path::PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(
-            || std::path::PathBuf::from("target"),
-            std::path::PathBuf::from,
-        )
-        .join("release")
-        .join(file)
+    release_dir().join(file)
 }
 
 /// A plain HTTP GET on loopback: the body.

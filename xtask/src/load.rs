@@ -5,13 +5,16 @@
 //! server's CPU time and resident memory from `/proc` while the calls run, and prints
 //! one Markdown row per case.
 
-use std::fs;
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
+
+use crate::procs::{
+    Server, cpu_secs, free_address, process_alive, release_dir, require_taskset, rss_kib,
+    wait_for_listener,
+};
 
 /// One load case.
 struct Case {
@@ -31,11 +34,7 @@ pub(crate) fn sweep(quick: bool) -> Result<()> {
     if !status.success() {
         bail!("release build failed");
     }
-    if Command::new("taskset").arg("-V").output().is_err() {
-        bail!(
-            "taskset (util-linux) is needed to pin the server and the generator to separate cores"
-        );
-    }
+    require_taskset()?;
     let exotel = |calls| Case {
         shape: "Exotel: 100 ms PCM16 8 kHz",
         dialect: "exotel",
@@ -86,16 +85,13 @@ pub(crate) fn sweep(quick: bool) -> Result<()> {
 }
 
 fn run_case(case: &Case, duration: u64, ramp: u64) -> Result<String> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let address = format!("127.0.0.1:{port}");
+    let address = free_address()?;
     let mut server = Server(
         Command::new("taskset")
             .args([
                 "-c",
                 "0",
-                "target/release/echo-bot",
+                &release_dir().join("echo-bot").to_string_lossy(),
                 "--immediate-echo",
                 "--listen",
                 &address,
@@ -108,13 +104,7 @@ fn run_case(case: &Case, duration: u64, ramp: u64) -> Result<String> {
             .context("cannot start echo-bot")?,
     );
     let pid = server.0.id();
-    let started = Instant::now();
-    while TcpStream::connect(&address).is_err() {
-        if started.elapsed() > Duration::from_secs(10) {
-            bail!("echo-bot did not start");
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+    wait_for_listener(&address, "echo-bot")?;
     let idle_rss = rss_kib(pid)?;
 
     let url = format!("ws://{address}{}", case.path);
@@ -122,7 +112,7 @@ fn run_case(case: &Case, duration: u64, ramp: u64) -> Result<String> {
         .args([
             "-c",
             "1",
-            "target/release/callsim",
+            &release_dir().join("callsim").to_string_lossy(),
             "load",
             &url,
             "--dialect",
@@ -200,70 +190,4 @@ fn run_case(case: &Case, duration: u64, ramp: u64) -> Result<String> {
         report["connect_failures"].as_u64().unwrap_or(0)
             + report["mid_call_failures"].as_u64().unwrap_or(0),
     ))
-}
-
-/// The server process; stopped (SIGTERM, then kill) when dropped.
-pub(crate) struct Server(pub(crate) Child);
-
-impl Server {
-    pub(crate) fn stop(&mut self) -> Result<()> {
-        if self.0.try_wait()?.is_some() {
-            return Ok(());
-        }
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .stderr(Stdio::null())
-            .status();
-        for _ in 0..100 {
-            if self.0.try_wait()?.is_some() {
-                return Ok(());
-            }
-            thread::sleep(Duration::from_millis(50));
-        }
-        self.0.kill()?;
-        self.0.wait()?;
-        Ok(())
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.stop();
-    }
-}
-
-pub(crate) fn process_alive(pid: u32) -> bool {
-    fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|stat| !stat.contains(") Z "))
-        .unwrap_or(false)
-}
-
-/// Resident memory in KiB.
-pub(crate) fn rss_kib(pid: u32) -> Result<u64> {
-    let status = fs::read_to_string(format!("/proc/{pid}/status"))?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .context("no VmRSS")
-}
-
-/// User plus system CPU time in seconds.
-pub(crate) fn cpu_secs(pid: u32) -> Result<f64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after the command name (which may contain spaces) start at ") ".
-    let rest = stat
-        .rsplit_once(") ")
-        .map(|(_, r)| r)
-        .context("bad /proc stat")?;
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| {
-        fields
-            .get(i)
-            .and_then(|v| v.parse::<f64>().ok())
-            .unwrap_or(0.0)
-    };
-    // utime and stime are fields 14 and 15 of the full line: 11 and 12 after the name.
-    let ticks_per_sec = 100.0;
-    Ok((ticks(11) + ticks(12)) / ticks_per_sec)
 }

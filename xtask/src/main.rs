@@ -15,6 +15,8 @@
 //! - `load-bridge [--quick]`: concurrent `bridge` calls against the Gemini Live
 //!   emulator, bridge on CPU 0 and driver on CPU 1, printing the tables for
 //!   `docs/benchmarks.md`.
+//! - `load-agent [--quick]`: agent-server (CPU 0) against the provider emulators and
+//!   callsim (CPU 1): its own turn latency and its capacity, as tables.
 //! - `fuzz [seconds]`: runs every cargo-fuzz target in `fuzz/` for that long (default
 //!   60 s each); needs a nightly toolchain and `cargo install cargo-fuzz`.
 
@@ -27,6 +29,8 @@ use anyhow::{Context, Result, bail};
 
 mod bridge_load;
 mod load;
+mod load_agent;
+mod procs;
 
 fn main() -> Result<()> {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -43,6 +47,7 @@ fn main() -> Result<()> {
         Some("fuzz") => fuzz(args.get(1).map(String::as_str).unwrap_or("60")),
         Some("load") => load::sweep(args.get(1).is_some_and(|a| a == "--quick")),
         Some("load-bridge") => bridge_load::sweep(args.get(1).is_some_and(|a| a == "--quick")),
+        Some("load-agent") => load_agent::sweep(args.get(1).is_some_and(|a| a == "--quick")),
         Some("models") => models(Path::new(
             args.get(1).map(String::as_str).unwrap_or("models"),
         )),
@@ -57,6 +62,7 @@ fn main() -> Result<()> {
                  fuzz    run every fuzz target for N seconds (default 60; needs nightly and cargo-fuzz)\n  \
                  load    callsim load sweep against echo-bot --immediate-echo (taskset; --quick for a short run)\n  \
                  load-bridge  concurrent bridged calls against the Gemini emulator (taskset; --quick)\n  \
+                 load-agent  agent-server latency and capacity with the emulators (taskset; --quick)\n  \
                  models  fetch the Silero VAD model into a folder (default models/; needs python3 and pip)"
             );
             bail!("no command given");
