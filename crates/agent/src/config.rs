@@ -60,6 +60,10 @@ pub struct AgentConfig {
     pub vad: VadKind,
     /// How long after the VAD's stop to wait for the recogniser's final transcript.
     pub final_wait: Duration,
+    /// When the recogniser says the utterance ended and the VAD has heard this much
+    /// silence since the caller's last voiced frame, the turn ends at once instead of
+    /// at the VAD's own stop (`turn.stop_secs`).
+    pub recogniser_pause: Duration,
     /// The voice half of barge-in.
     pub interruption: InterruptionPolicy,
     /// The transcript half of barge-in.
@@ -98,6 +102,7 @@ impl Default for AgentConfig {
             },
             vad: VadKind::default(),
             final_wait: Duration::from_millis(600),
+            recogniser_pause: Duration::from_millis(200),
             interruption: InterruptionPolicy::default(),
             transcript_rule: TranscriptRule::default(),
             split: SplitConfig::default(),

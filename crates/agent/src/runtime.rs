@@ -475,6 +475,26 @@ impl Agent {
         }
     }
 
+    /// The recogniser heard the utterance end and the caller has been silent since:
+    /// ends the turn now rather than at the VAD's stop, dated at the caller's last
+    /// voiced frame. The detector starts afresh, so speech that follows is a new turn
+    /// (and a barge-in if the bot is already answering).
+    fn end_on_pause(&mut self, now: Instant, out: &mut dyn CallOutput) {
+        if !self.turns.recogniser_ended() {
+            return;
+        }
+        let Some(detector) = self.detector.as_mut() else {
+            return;
+        };
+        let activity = detector.activity();
+        if !activity.speaking || activity.silence < self.config.recogniser_pause {
+            return;
+        }
+        detector.reset();
+        let stopped = now.checked_sub(activity.silence).unwrap_or(now);
+        self.turn_input(TurnInput::SpeechStopped, stopped, out);
+    }
+
     fn end_of_turn(&mut self, end: EndOfTurn, out: &mut dyn CallOutput) {
         if std::mem::take(&mut self.backchannel)
             || self.config.transcript_rule.is_backchannel(&end.text) && self.bot_speaking(out)
@@ -859,8 +879,12 @@ impl Agent {
                     self.judge_barge_in(out);
                 }
                 self.turn_input(input, now, out);
+                self.end_on_pause(now, out);
             }
-            SttEvent::UtteranceEnd { .. } => self.turn_input(TurnInput::UtteranceEnd, now, out),
+            SttEvent::UtteranceEnd { .. } => {
+                self.turn_input(TurnInput::UtteranceEnd, now, out);
+                self.end_on_pause(now, out);
+            }
             SttEvent::SpeechStarted { .. } => {}
             SttEvent::Ttfb(ttfb) => out.report(AgentEvent::Ttfb {
                 provider: ttfb.provider,

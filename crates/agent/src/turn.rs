@@ -137,6 +137,13 @@ impl TurnTaker {
         }
     }
 
+    /// Whether the recogniser said the utterance ended while the VAD still heard the
+    /// caller: the turn ends at the VAD's stop (or earlier, if the host sees the caller
+    /// has paused and passes a `SpeechStopped` itself).
+    pub fn recogniser_ended(&self) -> bool {
+        self.recogniser_ended
+    }
+
     /// When [`on_timeout`](Self::on_timeout) must be called, if a silence is pending.
     pub fn deadline(&self) -> Option<Instant> {
         self.stopped_at.map(|at| at + self.final_wait)

@@ -125,7 +125,9 @@ impl<C: Clock> Playout<C> {
 
     /// Whether audio is queued or still playing out.
     pub(crate) fn is_playing(&self) -> bool {
-        self.playing
+        // Audio queued counts from the moment it is queued, not from its first frame:
+        // a handler that queued a reply must not think the line is quiet.
+        self.playing || !self.pacer.queued().is_zero()
     }
 
     /// How much of the current playback the caller has heard by the playout clock.

@@ -184,6 +184,9 @@ pub struct VoiceActivity {
     pub probability: f32,
     /// The last frame's level in dBFS.
     pub level_dbfs: f32,
+    /// Unvoiced audio since the last voiced frame (zero while the caller is voiced):
+    /// how long the caller has paused, before the turn's `stop_secs` decides it ended.
+    pub silence: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -297,6 +300,7 @@ impl TurnDetector {
                 speech_dbfs: level::SILENCE_DBFS,
                 probability: 0.0,
                 level_dbfs: level::SILENCE_DBFS,
+                silence: Duration::ZERO,
             },
             voiced_energy: 0.0,
             voiced_frames: 0,
@@ -393,6 +397,7 @@ impl TurnDetector {
         self.activity.speaking = false;
         self.activity.onset = None;
         self.activity.speech = Duration::ZERO;
+        self.activity.silence = Duration::ZERO;
         self.activity.speech_dbfs = level::SILENCE_DBFS;
     }
 
@@ -473,6 +478,11 @@ impl TurnDetector {
                 false,
             ) => self.advance_stop(onset, last_end, silent, end, events),
         };
+        if voiced {
+            self.activity.silence = Duration::ZERO;
+        } else {
+            self.activity.silence += self.vad.frame_duration();
+        }
         if voiced {
             self.voiced_frames += 1;
             self.voiced_energy += f64::from(level_rms) * f64::from(level_rms);
