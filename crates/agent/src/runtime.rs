@@ -299,6 +299,9 @@ impl Agent {
         if self.barge.is_some() {
             self.judge_barge_in(out);
         }
+        // The recogniser may have ended the utterance a little before the pause was
+        // long enough: end the turn as soon as it is.
+        self.end_on_pause(now, out);
         if let Some(detector) = self.detector.as_mut()
             && let Some(e) = detector.take_error()
         {
