@@ -26,8 +26,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio::time::Sleep;
-use voxline_audio::g711::{alaw, mulaw};
-use voxline_audio::{AudioFormat, Encoding, pcm};
+use voxline_audio::AudioFormat;
 use voxline_core::{Role, SttEvent, SttSender};
 use voxline_vad::{AllOf, Decision, Evidence, InterruptionRule, TurnDetector, TurnEvent};
 
@@ -269,7 +268,7 @@ impl Agent {
             return;
         };
         self.samples.clear();
-        decode(self.format.encoding, payload, &mut self.samples);
+        self.format.encoding.decode(payload, &mut self.samples);
         let events = detector.push(&self.samples);
         let now = Instant::now();
         for event in events {
@@ -918,16 +917,6 @@ fn parse_mark(name: &str) -> Option<(u64, usize)> {
     Some((id.parse().ok()?, index.parse().ok()?))
 }
 
-fn decode(encoding: Encoding, payload: &[u8], out: &mut Vec<i16>) {
-    match encoding {
-        Encoding::Mulaw => mulaw::decode(payload, out),
-        Encoding::Alaw => alaw::decode(payload, out),
-        Encoding::Pcm16 => {
-            let whole = payload.len() & !1;
-            let _ = pcm::decode_le(&payload[..whole], out);
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -16,6 +16,30 @@ pub enum Encoding {
 }
 
 impl Encoding {
+    /// Decodes `bytes` in this encoding to samples appended to `out`. A trailing odd
+    /// byte of PCM16 (half a sample) is ignored: callers that stream keep their own
+    /// carry (the `Transcoder` does).
+    pub fn decode(self, bytes: &[u8], out: &mut Vec<i16>) {
+        match self {
+            Encoding::Mulaw => crate::g711::mulaw::decode(bytes, out),
+            Encoding::Alaw => crate::g711::alaw::decode(bytes, out),
+            Encoding::Pcm16 => {
+                let whole = bytes.len() & !1;
+                // A whole number of bytes cannot fail to decode.
+                let _ = crate::pcm::decode_le(&bytes[..whole], out);
+            }
+        }
+    }
+
+    /// Encodes `samples` in this encoding, appended to `out`.
+    pub fn encode(self, samples: &[i16], out: &mut Vec<u8>) {
+        match self {
+            Encoding::Mulaw => crate::g711::mulaw::encode(samples, out),
+            Encoding::Alaw => crate::g711::alaw::encode(samples, out),
+            Encoding::Pcm16 => crate::pcm::encode_le(samples, out),
+        }
+    }
+
     /// Bytes per sample: 2 for PCM16, 1 for G.711.
     pub const fn bytes_per_sample(self) -> usize {
         match self {
@@ -213,6 +237,25 @@ mod serde_impls {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_encoding_round_trips_and_pcm_drops_a_half_sample() {
+        let samples = [0i16, 1000, -1000, i16::MAX, i16::MIN];
+        for encoding in [Encoding::Pcm16, Encoding::Mulaw, Encoding::Alaw] {
+            let mut bytes = Vec::new();
+            encoding.encode(&samples, &mut bytes);
+            assert_eq!(bytes.len(), samples.len() * encoding.bytes_per_sample());
+            let mut back = Vec::new();
+            encoding.decode(&bytes, &mut back);
+            assert_eq!(back.len(), samples.len(), "{encoding:?}");
+            if encoding == Encoding::Pcm16 {
+                assert_eq!(back, samples);
+            }
+        }
+        let mut out = Vec::new();
+        Encoding::Pcm16.decode(&[0x01, 0x02, 0x03], &mut out);
+        assert_eq!(out, [0x0201]);
+    }
 
     #[test]
     fn frame_sizes_match_the_carriers() {

@@ -33,8 +33,7 @@ use bytes::Bytes;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tracing::Instrument;
-use voxline_audio::g711::{alaw, mulaw};
-use voxline_audio::{AudioFormat, Encoding, pcm};
+use voxline_audio::AudioFormat;
 use voxline_core::{
     ProviderError, RealtimeConfig, RealtimeEvent, RealtimeEvents, RealtimeModel, RealtimeSender,
     RealtimeSession, UsageKind,
@@ -323,7 +322,7 @@ impl BridgeCall {
             return;
         };
         self.samples.clear();
-        decode(self.format.encoding, payload, &mut self.samples);
+        self.format.encoding.decode(payload, &mut self.samples);
         self.audio_pushed += self.samples.len() as u64;
         for event in detector.push(&self.samples) {
             match event {
@@ -736,13 +735,3 @@ fn append(buffer: &mut String, text: &str) {
     buffer.push_str(&text[..end]);
 }
 
-fn decode(encoding: Encoding, payload: &[u8], out: &mut Vec<i16>) {
-    match encoding {
-        Encoding::Mulaw => mulaw::decode(payload, out),
-        Encoding::Alaw => alaw::decode(payload, out),
-        Encoding::Pcm16 => {
-            let whole = payload.len() & !1;
-            let _ = pcm::decode_le(&payload[..whole], out);
-        }
-    }
-}

@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-use voxline_audio::g711::{alaw, mulaw};
-use voxline_audio::{AudioFormat, Encoding, pcm};
+use voxline_audio::AudioFormat;
 use voxline_telephony::{CallEvent, CallInfo};
 use voxline_vad::{TurnConfig, TurnDetector, TurnEvent, VadKind};
 
@@ -149,7 +148,7 @@ impl ConversationalEcho {
 
     fn on_media(&mut self, payload: &[u8], call: &mut Call<'_>) {
         self.samples.clear();
-        decode(self.format.encoding, payload, &mut self.samples);
+        self.format.encoding.decode(payload, &mut self.samples);
         let events = self.detector.push(&self.samples);
         let mut started_now = false;
         for event in events {
@@ -216,7 +215,7 @@ impl ConversationalEcho {
             return;
         }
         let mut bytes = Vec::with_capacity(self.turn.len() * self.format.bytes_per_sample());
-        encode(self.format.encoding, &self.turn, &mut bytes);
+        self.format.encoding.encode(&self.turn, &mut bytes);
         self.turn.clear();
         self.replays += 1;
         let mark = format!("echo-{}", self.replays);
@@ -256,21 +255,4 @@ impl CallHandler for ConversationalEcho {
     }
 }
 
-fn decode(encoding: Encoding, payload: &[u8], out: &mut Vec<i16>) {
-    match encoding {
-        Encoding::Mulaw => mulaw::decode(payload, out),
-        Encoding::Alaw => alaw::decode(payload, out),
-        Encoding::Pcm16 => {
-            let whole = payload.len() & !1;
-            let _ = pcm::decode_le(&payload[..whole], out);
-        }
-    }
-}
 
-fn encode(encoding: Encoding, samples: &[i16], out: &mut Vec<u8>) {
-    match encoding {
-        Encoding::Mulaw => mulaw::encode(samples, out),
-        Encoding::Alaw => alaw::encode(samples, out),
-        Encoding::Pcm16 => pcm::encode_le(samples, out),
-    }
-}
