@@ -4,12 +4,12 @@
 //! `POST /chat/text` answers one text turn through any OpenAI-compatible backend (here
 //! the emulator).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use voxline_testkit::callsim::{self, CallEnd, Dialect, Scenario};
 use voxline_testkit::emulators::openai::{self, ChatScript, OpenAiEmulator};
+use voxline_testkit::process::{self, ServerProcess};
 
 const KEYS: [&str; 7] = [
     "DEEPGRAM_API_KEY",
@@ -21,23 +21,8 @@ const KEYS: [&str; 7] = [
     "AUTH_TOKEN",
 ];
 
-/// The server process; killed if a test fails before stopping it.
-struct Agent(Option<Child>);
-
-impl Drop for Agent {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn start(env: &[(&str, &str)]) -> (Agent, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+fn start(env: &[(&str, &str)]) -> (ServerProcess, u16) {
+    let port = process::free_port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_agent-server"));
     for key in KEYS {
         command.env_remove(key);
@@ -46,42 +31,24 @@ fn start(env: &[(&str, &str)]) -> (Agent, u16) {
         .env("HOST", "127.0.0.1")
         .env("PORT", port.to_string())
         .env("LOG_FORMAT", "json")
-        .envs(env.iter().copied())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
+        .envs(env.iter().copied());
     (
-        Agent(Some(command.spawn().expect("agent-server starts"))),
+        ServerProcess::spawn(command, port).expect("agent-server starts"),
         port,
     )
 }
 
-async fn wait_ready(port: u16) {
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("agent-server did not start listening");
+async fn wait_ready(server: &ServerProcess) {
+    assert!(
+        server.wait_listening().await,
+        "agent-server did not start listening"
+    );
 }
 
-fn stop(mut agent: Agent) -> Vec<serde_json::Value> {
-    let mut child = agent.0.take().expect("running");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    let stderr = child.stderr.take().expect("stderr");
-    let lines = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .filter_map(|line| serde_json::from_str(&line).ok())
-        .collect();
-    let _ = child.wait();
-    lines
+/// SIGTERM, then every log line (each must be JSON).
+fn stop(server: ServerProcess) -> Vec<serde_json::Value> {
+    let (_, lines) = server.stop().expect("stop");
+    process::json_lines(&lines).unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn message(line: &serde_json::Value) -> &str {
@@ -91,7 +58,7 @@ fn message(line: &serde_json::Value) -> &str {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn starts_without_keys_and_closes_calls_it_cannot_serve() {
     let (agent, port) = start(&[]);
-    wait_ready(port).await;
+    wait_ready(&agent).await;
     voxline_core::install_tls();
     let http = reqwest::Client::new();
     let base = format!("http://127.0.0.1:{port}");
@@ -201,7 +168,7 @@ async fn chat_text_answers_through_an_openai_compatible_backend() {
         ("OPENAI_BASE_URL", &base_url),
         ("SYSTEM_PROMPT_FILE", prompt.path().to_str().expect("path")),
     ]);
-    wait_ready(port).await;
+    wait_ready(&agent).await;
     voxline_core::install_tls();
     let http = reqwest::Client::new();
     let response: serde_json::Value = http

@@ -5,13 +5,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use support::{http, utterance};
 use voxline_testkit::callsim::{self, CallEnd, Dialect, Scenario};
 use voxline_testkit::emulators::gemini::{GeminiEmulator, Options, Turn};
+use voxline_testkit::process::{self, ServerProcess};
 
 /// Provider keys that would switch the bridge to a real service.
 const KEYS: [&str; 4] = [
@@ -21,80 +21,47 @@ const KEYS: [&str; 4] = [
     "BRIDGE_API_KEY",
 ];
 
-/// The bridge process; killed if a test fails before stopping it.
-struct Process(Option<Child>);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn start(extra: &[&str]) -> (Process, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
+/// Starts the bridge on a free port with JSON logs; returns it and its port.
+fn start(extra: &[&str]) -> (ServerProcess, u16) {
+    let port = process::free_port();
     let mut command = Command::new(env!("CARGO_BIN_EXE_bridge"));
     for key in KEYS {
         command.env_remove(key);
     }
-    let child = command
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--log-format",
-            "json",
-            "--shutdown-grace-secs",
-            "2",
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("bridge starts");
-    (Process(Some(child)), port)
+    command.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--log-format",
+        "json",
+        "--shutdown-grace-secs",
+        "2",
+    ]);
+    command.args(extra);
+    (
+        ServerProcess::spawn(command, port).expect("bridge starts"),
+        port,
+    )
 }
 
-async fn wait_ready(port: u16) {
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("the bridge did not start listening");
+async fn wait_ready(server: &ServerProcess) {
+    assert!(
+        server.wait_listening().await,
+        "bridge did not start listening"
+    );
 }
 
-/// SIGTERM, then the exit status and every log line.
-fn stop(mut process: Process) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
-    let mut child = process.0.take().expect("running");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    let stderr = child.stderr.take().expect("stderr");
-    let lines = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .map(|line| {
-            serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
-        })
-        .collect();
-    (child.wait().expect("exit"), lines)
+/// SIGTERM, then the exit status and every log line (each must be JSON).
+fn stop(server: ServerProcess) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
+    let (status, lines) = server.stop().expect("stop");
+    let lines = process::json_lines(&lines).unwrap_or_else(|e| panic!("{e}"));
+    (status, lines)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_key_it_starts_answers_health_and_closes_calls_with_a_reason() {
     for model in ["gemini", "openai"] {
         let (process, port) = start(&["--model", model]);
-        wait_ready(port).await;
+        wait_ready(&process).await;
         let addr = format!("127.0.0.1:{port}").parse().expect("address");
         let (status, body) = http(addr, "GET", "/health", None, "").await;
         assert_eq!(status, 200, "{model}: {body}");
@@ -170,7 +137,7 @@ async fn pointed_at_the_emulator_it_answers_a_caller() {
         "--voice",
         "Puck",
     ]);
-    wait_ready(port).await;
+    wait_ready(&process).await;
     let report = callsim::run_scenario(
         Scenario::new(
             format!("ws://127.0.0.1:{port}/ws/stream/CA1"),

@@ -1,8 +1,7 @@
 //! The `echo-bot` binary as a user runs it: JSON logs carry the call id on every line
 //! of a call, DTMF is logged, an inbound `clear` stops a replay, SIGTERM drains.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use base64::Engine;
@@ -10,78 +9,45 @@ use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 use voxline_fixtures::speech::{self, Variant};
 use voxline_testkit::callsim::{self, Audio, Dialect, Scenario};
+use voxline_testkit::process::{self, ServerProcess};
 
-/// The bot process; killed if a test fails before stopping it.
-struct Bot(Option<Child>);
-
-impl Drop for Bot {
-    fn drop(&mut self) {
-        if let Some(child) = &mut self.0 {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
+/// Starts the echo-bot on a free port with JSON logs; returns it and its port.
+fn start(extra: &[&str]) -> (ServerProcess, u16) {
+    let port = process::free_port();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_echo-bot"));
+    command.args([
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--log-format",
+        "json",
+        "--shutdown-grace-secs",
+        "2",
+    ]);
+    command.args(extra);
+    (
+        ServerProcess::spawn(command, port).expect("echo-bot starts"),
+        port,
+    )
 }
 
-/// Starts the bot on a free port with JSON logs; returns it and its port.
-fn start(extra: &[&str]) -> (Bot, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let child = Command::new(env!("CARGO_BIN_EXE_echo-bot"))
-        .args([
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--log-format",
-            "json",
-            "--shutdown-grace-secs",
-            "2",
-        ])
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("echo-bot starts");
-    (Bot(Some(child)), port)
+async fn wait_ready(server: &ServerProcess) {
+    assert!(
+        server.wait_listening().await,
+        "echo-bot did not start listening"
+    );
 }
 
-async fn wait_ready(port: u16) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_ok()
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("echo-bot did not start listening");
-}
-
-/// SIGTERM, then the exit status and every log line.
-fn stop(mut bot: Bot) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
-    let mut child = bot.0.take().expect("running");
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    let stderr = child.stderr.take().expect("stderr");
-    let lines: Vec<serde_json::Value> = BufReader::new(stderr)
-        .lines()
-        .map_while(Result::ok)
-        .map(|line| {
-            serde_json::from_str(&line)
-                .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"))
-        })
-        .collect();
-    (child.wait().expect("exit"), lines)
+/// SIGTERM, then the exit status and every log line (each must be JSON).
+fn stop(server: ServerProcess) -> (std::process::ExitStatus, Vec<serde_json::Value>) {
+    let (status, lines) = server.stop().expect("stop");
+    let lines = process::json_lines(&lines).unwrap_or_else(|e| panic!("{e}"));
+    (status, lines)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn json_logs_carry_the_call_id_and_sigterm_drains() {
     let (child, port) = start(&["--silence-ms", "500"]);
-    wait_ready(port).await;
+    wait_ready(&child).await;
     let hello = speech::load("caller_en_gb", 8000, Variant::Clean);
     let first = &hello.utterances[0];
     let utterance =
@@ -134,7 +100,7 @@ async fn json_logs_carry_the_call_id_and_sigterm_drains() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_inbound_clear_stops_the_replay() {
     let (child, port) = start(&["--silence-ms", "300"]);
-    wait_ready(port).await;
+    wait_ready(&child).await;
     let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/twilio"))
         .await
         .expect("upgrade");

@@ -917,7 +917,6 @@ fn parse_mark(name: &str) -> Option<(u64, usize)> {
     Some((id.parse().ok()?, index.parse().ok()?))
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

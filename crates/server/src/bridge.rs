@@ -734,4 +734,3 @@ fn append(buffer: &mut String, text: &str) {
     }
     buffer.push_str(&text[..end]);
 }
-

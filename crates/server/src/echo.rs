@@ -254,5 +254,3 @@ impl CallHandler for ConversationalEcho {
         }
     }
 }
-
-

@@ -14,6 +14,9 @@
 //! Realtime), Azure and Gemini Live
 //! speaking their real wire protocols on 127.0.0.1, so adapters are tested offline.
 //!
+//! [`process`] runs a server binary as its users do (free port, captured log,
+//! SIGTERM), for the binaries' own tests.
+//!
 //! The dialect code here is written from the carriers' documentation
 //! (`../shared/specs/telephony.md`), independently of `voxline-telephony`, so a field
 //! the server spells wrongly fails a test instead of passing on both sides.
@@ -24,3 +27,4 @@
 
 pub mod callsim;
 pub mod emulators;
+pub mod process;
