@@ -94,6 +94,7 @@ pub(crate) async fn open(
         next_call: 0,
         speech: SpeechTracker::default(),
         turn_ended_at: None,
+        answered: None,
         awaiting_since: None,
         watchdog_fired: 0,
         nudge_on_connect: false,
@@ -437,6 +438,9 @@ struct Task {
     speech: SpeechTracker,
     /// When the caller's last turn ended, for TTFB.
     turn_ended_at: Option<Instant>,
+    /// The end of the caller speech the model last answered (its last voiced frame),
+    /// so the local end-of-speech estimate reached later is not taken as a new turn.
+    answered: Option<Instant>,
     /// Waiting for model audio since then (the watchdog is armed).
     awaiting_since: Option<Instant>,
     watchdog_fired: u32,
@@ -533,8 +537,12 @@ impl Task {
         }
         let now = Instant::now();
         if let Some(ended) = self.speech.push(&pcm, now) {
-            self.turn_ended_at = Some(ended);
-            self.arm(ended);
+            // The model may already have answered this utterance (it can start before
+            // the local 700 ms estimate): then its end is no turn still waiting.
+            if self.answered != Some(ended) {
+                self.turn_ended_at = Some(ended);
+                self.arm(ended);
+            }
         }
         if matches!(self.link, Link::Up(_)) {
             self.send_or_queue(messages::audio(&pcm)).await
@@ -759,6 +767,9 @@ impl Task {
             if !self.in_model_turn {
                 self.in_model_turn = true;
                 let voiced = self.speech.take_fresh();
+                if voiced.is_some() {
+                    self.answered = voiced;
+                }
                 if let Some(ended) = self.turn_ended_at.take().or(voiced) {
                     let latency = Instant::now().saturating_duration_since(ended);
                     self.emit(RealtimeEvent::Ttfb(Ttfb {

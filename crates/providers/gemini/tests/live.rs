@@ -571,3 +571,49 @@ async fn a_local_interrupt_stops_delivery_of_the_current_reply() {
     let got = until(&mut events, |e| matches!(e, RealtimeEvent::TurnComplete)).await;
     assert!((audio_bytes(&got).len() as f64 / 8000.0 - 0.4).abs() < 0.01);
 }
+
+/// Regression (found by the bridge's load run): the model answers 500 ms after the
+/// caller stops, before the adapter's own 700 ms end-of-speech estimate; that estimate,
+/// reached during the reply, must not be kept as the start of the next turn, or the next
+/// turn's time to first audio counts the whole exchange.
+#[tokio::test(start_paused = true)]
+async fn a_quick_answer_does_not_leave_a_stale_turn_end_for_the_next_ttfb() {
+    let script = vec![
+        Turn::new("First answer.", Duration::from_millis(1500)).heard("first"),
+        Turn::new("Second answer.", Duration::from_millis(500)).heard("second"),
+    ];
+    let emulator = GeminiEmulator::start(Options::with_script(script)).await;
+    let (sender, mut events) = open(&emulator, config(&emulator)).await;
+    let mut frames = utterance(Duration::from_millis(800), Duration::from_millis(3000));
+    frames.extend(utterance(
+        Duration::from_millis(800),
+        Duration::from_millis(2000),
+    ));
+    let feeder = tokio::spawn(async move {
+        feed(&sender, &frames).await;
+        sender
+    });
+    let completes = std::cell::Cell::new(0);
+    let got = until(&mut events, |e| {
+        if matches!(e, RealtimeEvent::TurnComplete) {
+            completes.set(completes.get() + 1);
+        }
+        completes.get() == 2
+    })
+    .await;
+    let _sender = feeder.await.expect("feeder");
+    let ttfbs: Vec<Duration> = got
+        .iter()
+        .filter_map(|e| match e {
+            RealtimeEvent::Ttfb(t) => Some(t.latency),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ttfbs.len(), 2, "{got:?}");
+    for ttfb in ttfbs {
+        assert!(
+            ttfb >= Duration::from_millis(400) && ttfb < Duration::from_millis(900),
+            "{ttfb:?}"
+        );
+    }
+}
