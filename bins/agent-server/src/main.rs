@@ -5,7 +5,8 @@
 //! `/ws/auth` takes the same with a token. Each call gets an agent: speech-to-text,
 //! a language model and text-to-speech, with turn-taking and barge-in. Beside the
 //! calls: `GET /`, `POST /connect`, `GET /health`, `/ready`, `/live`, `/metrics`,
-//! `/events` and `POST /chat/text`.
+//! `/events`, `POST /chat/text` and `POST /webhook` (carriers' call callbacks onto the
+//! event bus).
 //!
 //! With no API keys it still starts, says which providers are missing, and closes the
 //! calls it cannot serve with a clear log line.
@@ -78,10 +79,11 @@ async fn main() -> Result<()> {
     let about = serde_json::json!({
         "name": "voxline agent-server",
         "carrier_endpoints": ["/media", "/smartflo/audio", "/twilio", "/ws/stream/{call_sid}", "/ws", "/ws/flexible", "/ws/auth"],
-        "http_endpoints": ["/", "/connect", "/health", "/ready", "/live", "/metrics", "/events", "/chat/text"],
+        "http_endpoints": ["/", "/connect", "/health", "/ready", "/live", "/metrics", "/events", "/chat/text", "/webhook"],
         "providers": statuses,
     });
-    let routes = voxline_server::agent::routes(&server, setup, about);
+    let routes = voxline_server::agent::routes(&server, setup, about)
+        .merge(voxline_server::webhook_router("/webhook", server.bus()));
     let server = server.routes(routes);
 
     let listener = tokio::net::TcpListener::bind(settings.listen)

@@ -91,6 +91,15 @@ async fn starts_without_keys_and_closes_calls_it_cannot_serve() {
         "{providers:?}"
     );
 
+    let webhook = http
+        .post(format!("{base}/webhook"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("CallSid=CA42&CallStatus=completed")
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(webhook.status(), 200, "call callbacks are taken");
+
     let connect = http
         .post(format!("{base}/connect"))
         .send()

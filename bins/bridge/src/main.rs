@@ -23,11 +23,9 @@ use voxline_core::{RealtimeConfig, RealtimeModel};
 use voxline_gemini::{API_KEY_ENVS, Gemini, GeminiConfig};
 use voxline_openai::realtime::DEFAULT_REALTIME_MODEL;
 use voxline_openai::{API_KEY_ENV, ApiConfig, OpenAiRealtime, OpenAiRealtimeConfig};
-use voxline_server::bridge::{
-    BridgeConfig, BridgeFactory, BridgeMetrics, UnavailableModel, webhook_router,
-};
+use voxline_server::bridge::{BridgeConfig, BridgeFactory, BridgeMetrics, UnavailableModel};
 use voxline_server::logging::{self, LogFormat};
-use voxline_server::{Server, ServerConfig, shutdown_signal};
+use voxline_server::{Server, ServerConfig, shutdown_signal, webhook_router};
 use voxline_telephony::Dialect;
 
 /// Voxline bridge: phone calls joined to a realtime speech model.

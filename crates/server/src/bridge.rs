@@ -20,7 +20,6 @@
 //! the playout by the server's `max_queued_audio`.
 
 mod metrics;
-mod webhook;
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -46,7 +45,6 @@ use crate::handler::{Call, CallHandler, HandlerFactory};
 use crate::playout::PlayoutEvent;
 
 pub use metrics::{BridgeMetrics, ErrorKindLabel, OutcomeLabel, TokenLabel};
-pub use webhook::{CALL_ID_FIELDS, UNKNOWN_CALL, webhook_router};
 
 /// Longest transcript text gathered for one log line; the rest is cut.
 const MAX_TRANSCRIPT_CHARS: usize = 4096;

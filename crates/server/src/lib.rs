@@ -23,6 +23,7 @@ mod handler;
 pub mod logging;
 mod metrics;
 mod playout;
+pub mod webhook;
 
 pub use app::{Server, shutdown_signal};
 pub use bus::{BusEvent, EventBus, EventKind};
@@ -30,3 +31,4 @@ pub use config::ServerConfig;
 pub use handler::{Call, CallHandler, HandlerFactory};
 pub use metrics::{CallMetrics, DialectLabel, Metrics, ReasonLabel};
 pub use playout::{PlayoutEvent, QueueFull};
+pub use webhook::webhook_router;
