@@ -15,7 +15,7 @@
 //! speaking their real wire protocols on 127.0.0.1, so adapters are tested offline.
 //!
 //! [`process`] runs a server binary as its users do (free port, captured log,
-//! SIGTERM), for the binaries' own tests.
+//! SIGTERM), and [`http`] asks its HTTP routes, for the binaries' own tests.
 //!
 //! The dialect code here is written from the carriers' documentation
 //! (`../shared/specs/telephony.md`), independently of `voxline-telephony`, so a field
@@ -27,4 +27,5 @@
 
 pub mod callsim;
 pub mod emulators;
+pub mod http;
 pub mod process;

@@ -67,26 +67,8 @@ impl TestServer {
     }
 }
 
-/// A minimal HTTP/1.1 GET over a raw socket: (status, body).
-pub async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read");
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap_or_default();
-    (status, body)
-}
+#[allow(unused_imports)]
+pub use voxline_testkit::http::get;
 
 /// Connects as Twilio and sends `connected` and `start`.
 pub async fn twilio_call(url: &str, call_sid: &str) -> Socket {
