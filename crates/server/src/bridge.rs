@@ -323,25 +323,15 @@ impl BridgeCall {
         self.format.encoding.decode(payload, &mut self.samples);
         self.audio_pushed += self.samples.len() as u64;
         for event in detector.push(&self.samples) {
+            call.publish(EventKind::from(&event));
             match event {
-                TurnEvent::SpeechStarted {
-                    at, detected_at, ..
-                } => {
+                TurnEvent::SpeechStarted { at, .. } => {
                     self.onset = Some(at);
                     self.awaiting_reply = None;
-                    call.publish(EventKind::TurnStarted {
-                        audio_ms: at.as_millis_f64(),
-                        detected_ms: detected_at.as_millis_f64(),
-                    });
                 }
                 TurnEvent::SpeechStopped {
-                    at,
-                    speech_duration,
+                    speech_duration, ..
                 } => {
-                    call.publish(EventKind::TurnStopped {
-                        audio_ms: at.as_millis_f64(),
-                        speech_ms: speech_duration.as_secs_f64() * 1000.0,
-                    });
                     let Some(onset) = self.onset.take() else {
                         continue;
                     };

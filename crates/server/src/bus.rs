@@ -125,6 +125,27 @@ pub enum EventKind {
     },
 }
 
+impl From<&voxline_vad::TurnEvent> for EventKind {
+    /// The bus event for a turn detector's event.
+    fn from(event: &voxline_vad::TurnEvent) -> Self {
+        match event {
+            voxline_vad::TurnEvent::SpeechStarted {
+                at, detected_at, ..
+            } => EventKind::TurnStarted {
+                audio_ms: at.as_millis_f64(),
+                detected_ms: detected_at.as_millis_f64(),
+            },
+            voxline_vad::TurnEvent::SpeechStopped {
+                at,
+                speech_duration,
+            } => EventKind::TurnStopped {
+                audio_ms: at.as_millis_f64(),
+                speech_ms: speech_duration.as_secs_f64() * 1000.0,
+            },
+        }
+    }
+}
+
 /// A broadcast channel of [`BusEvent`]s. Publishing never blocks: subscribers that
 /// fall more than the capacity behind lose the oldest events (and are told so).
 #[derive(Debug, Clone)]

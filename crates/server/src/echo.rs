@@ -152,17 +152,10 @@ impl ConversationalEcho {
         let events = self.detector.push(&self.samples);
         let mut started_now = false;
         for event in events {
+            call.publish(EventKind::from(&event));
             match event {
-                TurnEvent::SpeechStarted {
-                    at,
-                    detected_at,
-                    pre_roll,
-                } => {
+                TurnEvent::SpeechStarted { at, pre_roll, .. } => {
                     started_now = true;
-                    call.publish(EventKind::TurnStarted {
-                        audio_ms: at.as_millis_f64(),
-                        detected_ms: detected_at.as_millis_f64(),
-                    });
                     if self.playing.take().is_some() {
                         // Barge-in: the caller talks over the replay.
                         call.clear("barge_in");
@@ -176,13 +169,8 @@ impl ConversationalEcho {
                     self.keep(&pre_roll);
                 }
                 TurnEvent::SpeechStopped {
-                    at,
-                    speech_duration,
+                    speech_duration, ..
                 } => {
-                    call.publish(EventKind::TurnStopped {
-                        audio_ms: at.as_millis_f64(),
-                        speech_ms: speech_duration.as_secs_f64() * 1000.0,
-                    });
                     if self.capturing {
                         self.replay(speech_duration, call);
                     }
