@@ -146,8 +146,26 @@ impl Speaker {
     ///
     /// # Errors
     /// The speech provider's failure, or its session ending.
+    /// If the future is dropped before it resolves, [`cancel`](Self::cancel) cancels
+    /// the request.
     pub async fn synthesize(&mut self, text: &str) -> Result<Bytes, ProviderError> {
-        let request = self.tts.say(text).await?;
+        let request = self.tts.new_request();
+        // Pending first: if this future is dropped mid-way, `cancel` still finds it.
+        self.pending.push_back(Pending {
+            request,
+            index: 0,
+            held: Vec::new(),
+            done: false,
+        });
+        let result = self.collect(request, text).await;
+        self.pending.retain(|p| p.request != request);
+        result
+    }
+
+    /// Sends `text` as `request` and gathers its audio until it is done.
+    async fn collect(&mut self, request: RequestId, text: &str) -> Result<Bytes, ProviderError> {
+        self.tts.send_text(request, text).await?;
+        self.tts.finish(request).await?;
         let mut audio = Vec::new();
         loop {
             match self.tts.recv().await {

@@ -185,7 +185,9 @@ impl Worker {
             }
             if self.deferred.is_empty() && !self.fallback_tried && self.speaker.is_some() {
                 self.fallback_tried = true;
-                self.prepare_fallback().await;
+                if !self.prepare_fallback().await {
+                    break;
+                }
             }
         }
         if let Some(stt) = self.stt.take() {
@@ -463,16 +465,56 @@ impl Worker {
     }
 
     /// Synthesises the fallback line while nothing else is being said, so it plays even
-    /// when synthesis fails later.
-    async fn prepare_fallback(&mut self) {
+    /// when synthesis fails later. A command arriving meanwhile wins: the synthesis is
+    /// cancelled and tried again once the worker is idle. Returns `false` when the call
+    /// task is gone.
+    async fn prepare_fallback(&mut self) -> bool {
         if self.fallback_audio.is_some() {
-            return;
+            return true;
         }
-        if let Some(speaker) = self.speaker.as_mut() {
-            match speaker.synthesize(&self.config.fallback_line).await {
-                Ok(audio) => self.fallback_audio = Some(audio),
-                Err(e) => tracing::warn!(error = %e, "cannot synthesise the fallback line yet"),
+        let line = self.config.fallback_line.clone();
+        let Some(speaker) = self.speaker.as_mut() else {
+            return true;
+        };
+        let interrupted = {
+            let synth = speaker.synthesize(&line);
+            tokio::pin!(synth);
+            loop {
+                tokio::select! {
+                    result = &mut synth => {
+                        match result {
+                            Ok(audio) => self.fallback_audio = Some(audio),
+                            Err(e) => tracing::warn!(error = %e, "cannot synthesise the fallback line yet"),
+                        }
+                        break None;
+                    }
+                    command = self.commands.recv() => break Some(command),
+                    event = recv_stt(&mut self.stt) => match event {
+                        Some(event) => {
+                            let _ = self.reports.send(Report::Stt(event)).await;
+                        }
+                        None => {
+                            self.stt = None;
+                            let provider = self.providers.stt.as_ref().map_or("stt", |s| s.name());
+                            let _ = self.reports.send(Report::SttFailed(ProviderError::closed(provider))).await;
+                        }
+                    },
+                }
             }
+        };
+        let Some(command) = interrupted else {
+            return true;
+        };
+        if let Some(speaker) = self.speaker.as_mut() {
+            speaker.cancel().await;
+        }
+        self.fallback_tried = false;
+        match command {
+            Some(command) => {
+                self.deferred.push_back(command);
+                true
+            }
+            None => false,
         }
     }
 }

@@ -55,8 +55,12 @@ impl Brain for ScriptedBrain {
     }
 }
 
-/// Speech: each request's text comes back as its bytes, then `Done`.
-struct EchoTts;
+/// Speech: each request's text comes back as its bytes, then `Done`; a request whose
+/// text contains `stall_on` never gets an answer (a synthesiser that hangs).
+#[derive(Default)]
+struct EchoTts {
+    stall_on: Option<&'static str>,
+}
 
 impl TextToSpeech for EchoTts {
     fn name(&self) -> &'static str {
@@ -64,7 +68,8 @@ impl TextToSpeech for EchoTts {
     }
 
     fn connect(&self, _config: TtsConfig) -> BoxFuture<'_, Result<TtsSession, ProviderError>> {
-        Box::pin(async {
+        let stall_on = self.stall_on;
+        Box::pin(async move {
             let (session, mut peer) = TtsSession::channel("echo-tts", 32);
             tokio::spawn(async move {
                 let mut texts: HashMap<RequestId, String> = HashMap::new();
@@ -75,6 +80,9 @@ impl TextToSpeech for EchoTts {
                         }
                         TtsInput::Finish { request } => {
                             let text = texts.remove(&request).unwrap_or_default();
+                            if stall_on.is_some_and(|s| text.contains(s)) {
+                                continue;
+                            }
                             let audio = Bytes::from(text.into_bytes());
                             peer.send(TtsEvent::Audio { request, audio }).await;
                             peer.send(TtsEvent::Done { request }).await;
@@ -161,7 +169,7 @@ fn setup(brain: Arc<ScriptedBrain>, config: AgentConfig) -> AgentSetup {
         providers: Providers {
             stt: Some(Arc::new(DeafStt)),
             brain: Some(brain),
-            tts: Some(Arc::new(EchoTts)),
+            tts: Some(Arc::new(EchoTts::default())),
         },
     }
 }
@@ -324,4 +332,28 @@ async fn a_call_needing_a_missing_provider_is_refused_with_the_reason() {
         error.to_string(),
         "cannot serve the call: no speech-to-text, no text-to-speech configured"
     );
+}
+
+#[tokio::test]
+async fn a_slow_fallback_synthesis_does_not_hold_up_the_callers_turn() {
+    // The fallback line is synthesised after the greeting while the worker is idle; a
+    // synthesiser that never finishes it must not keep the next turn waiting.
+    let brain = Arc::new(ScriptedBrain::default());
+    *brain.replies.lock().expect("lock") = vec![("Answered.".into(), None)];
+    let mut setup = setup(
+        Arc::clone(&brain),
+        AgentConfig {
+            greeting: Some("Hi.".into()),
+            fallback_line: "Sorry, trouble.".into(),
+            ..AgentConfig::default()
+        },
+    );
+    setup.providers.tts = Some(Arc::new(EchoTts {
+        stall_on: Some("trouble"),
+    }));
+    let mut agent = start(&setup, serde_json::json!({}));
+    let mut out = Recorder::default();
+    run_until(&mut agent, &mut out, |o| o.heard() == "Hi.").await;
+    agent.on_text("Are you there?", &mut out);
+    run_until(&mut agent, &mut out, |o| o.heard() == "Hi.Answered.").await;
 }
