@@ -10,7 +10,8 @@
 //! | `vad` (default) | [`vad`] | `voxline-vad`: voice activity, turn detection, barge-in rules |
 //! | `silero` | [`vad`] | adds the Silero detector to `voxline-vad` |
 //! | `telephony` | [`telephony`] | `voxline-telephony`: carrier wire dialects, call events, bot commands |
-//! | `server` | [`server`] | `voxline-server`: WebSocket endpoint, limits, health, metrics, events, echo bot |
+//! | `agent` | [`agent`] | `voxline-agent`: the per-call voice agent (turn-taking, streamed replies, barge-in, heard history) |
+//! | `server` | [`server`] | `voxline-server`: WebSocket endpoint, limits, health, metrics, events; echo, agent and bridge handlers |
 //! | `core` | [`core`] | `voxline-core`: provider traits, events, errors, usage, retry policy |
 //! | `deepgram` | [`deepgram`] | `voxline-deepgram`: streaming speech-to-text |
 //! | `elevenlabs` | [`elevenlabs`] | `voxline-elevenlabs`: streaming text-to-speech |
@@ -29,6 +30,10 @@ pub use voxline_vad as vad;
 #[cfg(feature = "telephony")]
 #[doc(inline)]
 pub use voxline_telephony as telephony;
+
+#[cfg(feature = "agent")]
+#[doc(inline)]
+pub use voxline_agent as agent;
 
 #[cfg(feature = "server")]
 #[doc(inline)]
