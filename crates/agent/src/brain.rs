@@ -23,16 +23,15 @@ pub trait Brain: Send + Sync {
 /// A brain that asks a language model, with the tools it may call.
 pub struct LlmBrain {
     model: Box<dyn LanguageModel>,
-    tools: Vec<ToolDefinition>,
-    temperature: Option<f32>,
-    max_tokens: Option<u32>,
+    /// Tools and sampling settings; each reply fills in the messages.
+    template: ChatRequest,
 }
 
 impl std::fmt::Debug for LlmBrain {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LlmBrain")
             .field("model", &self.model.name())
-            .field("tools", &self.tools.len())
+            .field("tools", &self.template.tools.len())
             .finish_non_exhaustive()
     }
 }
@@ -42,27 +41,25 @@ impl LlmBrain {
     pub fn new(model: Box<dyn LanguageModel>) -> Self {
         Self {
             model,
-            tools: Vec::new(),
-            temperature: None,
-            max_tokens: None,
+            template: ChatRequest::new(Vec::new()),
         }
     }
 
     /// The same brain offering `tools` to the model.
     pub fn tools(mut self, tools: Vec<ToolDefinition>) -> Self {
-        self.tools = tools;
+        self.template = self.template.tools(tools);
         self
     }
 
     /// The same brain with a sampling temperature.
     pub fn temperature(mut self, temperature: f32) -> Self {
-        self.temperature = Some(temperature);
+        self.template = self.template.temperature(temperature);
         self
     }
 
     /// The same brain with a reply length limit (phone replies should be short).
     pub fn max_tokens(mut self, max: u32) -> Self {
-        self.max_tokens = Some(max);
+        self.template = self.template.max_tokens(max);
         self
     }
 }
@@ -73,13 +70,8 @@ impl Brain for LlmBrain {
     }
 
     fn reply(&self, history: Vec<ChatMessage>) -> BoxFuture<'_, Result<LlmStream, ProviderError>> {
-        let mut request = ChatRequest::new(history).tools(self.tools.clone());
-        if let Some(t) = self.temperature {
-            request = request.temperature(t);
-        }
-        if let Some(m) = self.max_tokens {
-            request = request.max_tokens(m);
-        }
+        let mut request = self.template.clone();
+        request.messages = history;
         self.model.stream(request)
     }
 }
