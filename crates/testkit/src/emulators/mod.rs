@@ -16,6 +16,7 @@ pub mod openai;
 pub mod openai_realtime;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -26,6 +27,7 @@ use tokio::task::JoinHandle;
 pub struct Running {
     addr: SocketAddr,
     task: JoinHandle<()>,
+    connections: Arc<AtomicUsize>,
 }
 
 impl Running {
@@ -42,7 +44,10 @@ impl Running {
             .unwrap_or_else(|e| panic!("emulator listener has no address: {e}"));
         // No Nagle: a small write right after another (a final flag after audio) must
         // not wait for an ACK; under a paused test clock that wait hangs the test.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let connections = Arc::new(AtomicUsize::new(0));
+        let accepted = Arc::clone(&connections);
+        let listener = axum::serve::ListenerExt::tap_io(listener, move |tcp| {
+            accepted.fetch_add(1, Ordering::Relaxed);
             if let Err(e) = tcp.set_nodelay(true) {
                 tracing::warn!(error = %e, "emulator cannot set TCP_NODELAY");
             }
@@ -52,7 +57,17 @@ impl Running {
                 tracing::error!(error = %e, "emulator server failed");
             }
         });
-        Self { addr, task }
+        Self {
+            addr,
+            task,
+            connections,
+        }
+    }
+
+    /// TCP connections accepted so far: a client that keeps its connections alive
+    /// opens one for many requests.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Relaxed)
     }
 
     /// The socket address.

@@ -397,6 +397,11 @@ impl OpenAiEmulator {
         self.running.http_url()
     }
 
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.running.connections()
+    }
+
     /// The recorded requests to `path` (e.g. `/v1/chat/completions`).
     pub fn requests_to(&self, path: &str) -> Vec<RecordedRequest> {
         self.requests
@@ -1317,6 +1322,14 @@ fn stream_body(shared: &Arc<Shared>, path: &str, chunks: Vec<Bytes>) -> Body {
                 break;
             }
             sent += 1;
+        }
+        // The body's end (the chunked terminator) comes an interval after the last
+        // chunk too, as from a server that flushes each event as it is written.
+        if end == StreamEnd::Completed && !interval.is_zero() {
+            tokio::select! {
+                () = tx.closed() => {}
+                () = tokio::time::sleep(interval) => {}
+            }
         }
         drop(tx);
         streams.push(StreamRecord {

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, State};
@@ -108,10 +109,10 @@ async fn handle(
         let options = shared.options.clone();
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
-            tokio::time::sleep(options.faults.latency).await;
+            pause(options.faults.latency).await;
             for (i, piece) in pieces.into_iter().enumerate() {
                 if i > 0 {
-                    tokio::time::sleep(options.chunk_interval).await;
+                    pause(options.chunk_interval).await;
                 }
                 if tx.send(Ok(Bytes::from(piece))).await.is_err() {
                     return;
@@ -129,7 +130,7 @@ async fn handle(
         });
         Body::from_stream(stream).into_response()
     } else {
-        tokio::time::sleep(shared.options.faults.latency).await;
+        pause(shared.options.faults.latency).await;
         Body::from(pieces.concat()).into_response()
     };
     let headers = response.headers_mut();
@@ -225,4 +226,12 @@ fn check(
         ));
     }
     Ok((format, text))
+}
+
+/// Sleeps for `delay`, or not at all when it is zero (tokio's timer would still wait for
+/// its next millisecond tick).
+async fn pause(delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
 }

@@ -293,6 +293,15 @@ impl Conn {
         let stop = loop {
             let deadline = self.inactivity_deadline();
             let sending = !self.queue.is_empty();
+            // What is due goes out now: tokio's timer rounds a deadline up to the next
+            // millisecond tick, which would add up to 1 ms to every zero-delay chunk.
+            if sending && self.next_at <= Instant::now() {
+                if let Err(stop) = self.send_next().await {
+                    break stop;
+                }
+                tokio::task::yield_now().await;
+                continue;
+            }
             tokio::select! {
                 message = self.socket.recv() => match message {
                     Some(Ok(message)) => {
