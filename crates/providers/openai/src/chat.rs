@@ -15,6 +15,12 @@ use voxline_core::{
 use crate::http::{Api, ApiConfig, PROVIDER, from_reqwest};
 use crate::sse::{SseDecoder, SseEvent};
 
+/// How long a reply's body is read after `[DONE]` to keep its connection for the
+/// next request.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_millis(500);
+/// How many bytes a reply's body may still carry after `[DONE]` to keep its connection.
+const DRAIN_BYTES: usize = 16 * 1024;
+
 /// Which request field carries the token limit. OpenAI's current name is
 /// `max_completion_tokens` (required by its reasoning models); some OpenAI-compatible
 /// servers only know the older `max_tokens`.
@@ -317,9 +323,34 @@ async fn read_stream(response: reqwest::Response, tx: mpsc::Sender<LlmEvent>, st
                 return;
             }
         }
-        if !matches!(outcome, Ok(Step::Continue)) {
-            return;
+        match outcome {
+            Ok(Step::Continue) => {}
+            Ok(Step::Done) => return finish_body(body).await,
+            _ => return,
         }
+    }
+}
+
+/// Reads what is left of a finished reply's body (the chunked terminator after
+/// `[DONE]`), so the connection goes back to the client's pool instead of being closed:
+/// the next turn then skips a TCP and TLS handshake. Bounded in time and bytes; a
+/// body that goes on is dropped, which closes its connection.
+async fn finish_body<S, B, E>(mut body: S)
+where
+    S: futures_util::Stream<Item = Result<B, E>> + Unpin,
+    B: AsRef<[u8]>,
+{
+    let drain = async {
+        let mut left = DRAIN_BYTES;
+        while let Some(Ok(bytes)) = body.next().await {
+            left = left.saturating_sub(bytes.as_ref().len());
+            if left == 0 {
+                return;
+            }
+        }
+    };
+    if tokio::time::timeout(DRAIN_TIME, drain).await.is_err() {
+        tracing::debug!("chat body went on after [DONE]: closing its connection");
     }
 }
 

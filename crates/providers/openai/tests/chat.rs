@@ -457,3 +457,30 @@ async fn the_emulator_rejects_misspelled_fields_and_the_adapter_reports_its_mess
     );
     assert_eq!(body["error"]["type"], "invalid_request_error");
 }
+
+#[tokio::test]
+async fn a_finished_reply_leaves_its_connection_for_the_next_request() {
+    let emulator = common::emulator(Config {
+        chat: vec![ChatScript::text(["One", " two"])],
+        // The body's end comes after `[DONE]`, not in the same read.
+        chunk_interval: Duration::from_millis(5),
+        ..Config::default()
+    })
+    .await;
+    let chat = chat(common::api(&emulator));
+    for _ in 0..3 {
+        let events = events(&chat, ChatRequest::new(vec![ChatMessage::user("Hi")])).await;
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, LlmEvent::Finished(FinishReason::Stop))),
+            "{events:?}"
+        );
+    }
+    assert_eq!(emulator.requests_to(PATH).len(), 3);
+    assert_eq!(
+        emulator.connections(),
+        1,
+        "each reply's body is read to its end, so one kept-alive connection serves all"
+    );
+}
