@@ -93,6 +93,12 @@ pub struct TurnMarks {
     pub tts_first_audio: Option<Instant>,
     /// The reply's first audio frame was sent to the caller.
     pub first_frame: Option<Instant>,
+    /// The model's own time to first token, as its adapter measured it from sending
+    /// the request (network and the service's work, none of Voxline's).
+    pub llm_ttfb: Option<Duration>,
+    /// The synthesiser's own time to first audio for the reply's first segment,
+    /// measured the same way.
+    pub tts_ttfb: Option<Duration>,
 }
 
 impl TurnMarks {
@@ -105,6 +111,8 @@ impl TurnMarks {
             llm_first_token: None,
             tts_first_audio: None,
             first_frame: None,
+            llm_ttfb: None,
+            tts_ttfb: None,
         }
     }
 
@@ -114,18 +122,19 @@ impl TurnMarks {
         Some(self.first_frame?.saturating_duration_since(from))
     }
 
-    /// End of turn to the first frame, less the time spent waiting on the brain and
-    /// on speech synthesis: what the framework itself added.
+    /// End of turn to the first frame, less the providers' own times to first byte
+    /// (the model's, and the synthesiser's when the reply was spoken): what Voxline
+    /// itself added. Building the request, reading the stream, cutting the first
+    /// clause, decoding audio, every task hop and the playout all count here.
     pub fn framework_latency(&self) -> Option<Duration> {
-        let first_frame = self.first_frame?;
-        let total = first_frame.saturating_duration_since(self.end_of_turn);
-        let llm = self
-            .llm_first_token?
+        let total = self
+            .first_frame?
             .saturating_duration_since(self.end_of_turn);
-        let tts = self
-            .tts_first_audio?
-            .saturating_duration_since(self.llm_first_token?);
-        Some(total.saturating_sub(llm).saturating_sub(tts))
+        let tts = match self.tts_first_audio {
+            Some(_) => self.tts_ttfb?,
+            None => Duration::ZERO,
+        };
+        Some(total.saturating_sub(self.llm_ttfb?).saturating_sub(tts))
     }
 }
 
@@ -154,5 +163,36 @@ impl UsageTotals {
             }
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_framework_share_is_the_whole_less_the_providers_own_times() {
+        let eot = Instant::now();
+        let ms = Duration::from_millis;
+        let mut marks = TurnMarks::new(eot);
+        marks.llm_first_token = Some(eot + ms(30));
+        marks.tts_first_audio = Some(eot + ms(80));
+        marks.first_frame = Some(eot + ms(81));
+        assert_eq!(marks.framework_latency(), None, "no provider times yet");
+        marks.llm_ttfb = Some(ms(25));
+        assert_eq!(
+            marks.framework_latency(),
+            None,
+            "a spoken reply needs the synthesiser's time too"
+        );
+        marks.tts_ttfb = Some(ms(40));
+        assert_eq!(marks.framework_latency(), Some(ms(81 - 25 - 40)));
+
+        // A text reply has no synthesis to take off.
+        let mut text = TurnMarks::new(eot);
+        text.llm_first_token = Some(eot + ms(30));
+        text.first_frame = Some(eot + ms(31));
+        text.llm_ttfb = Some(ms(25));
+        assert_eq!(text.framework_latency(), Some(ms(6)));
     }
 }

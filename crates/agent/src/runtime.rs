@@ -843,10 +843,24 @@ impl Agent {
             SpeakerEvent::ToolCall(call) => {
                 tracing::warn!(tool = %call.name, "the model called a tool the agent does not have");
             }
-            SpeakerEvent::Ttfb(ttfb) => out.report(AgentEvent::Ttfb {
-                provider: ttfb.provider,
-                latency: ttfb.latency,
-            }),
+            SpeakerEvent::ModelTtfb(ttfb) => {
+                if let Some(marks) = reply.marks.as_mut() {
+                    marks.llm_ttfb.get_or_insert(ttfb.latency);
+                }
+                out.report(AgentEvent::Ttfb {
+                    provider: ttfb.provider,
+                    latency: ttfb.latency,
+                });
+            }
+            SpeakerEvent::SpeechTtfb(ttfb) => {
+                if let Some(marks) = reply.marks.as_mut() {
+                    marks.tts_ttfb.get_or_insert(ttfb.latency);
+                }
+                out.report(AgentEvent::Ttfb {
+                    provider: ttfb.provider,
+                    latency: ttfb.latency,
+                });
+            }
             SpeakerEvent::Usage(usage) => self.usage.add(&usage),
         }
     }

@@ -43,8 +43,10 @@ pub enum SpeakerEvent {
     },
     /// The model called a tool.
     ToolCall(ToolCall),
-    /// Time to the model's first token or the speech's first audio.
-    Ttfb(Ttfb),
+    /// The model's time to first token, from its request.
+    ModelTtfb(Ttfb),
+    /// The speech's time to first audio, from the first segment's request.
+    SpeechTtfb(Ttfb),
     /// Tokens or characters used.
     Usage(Usage),
 }
@@ -117,7 +119,7 @@ impl Speaker {
                             splitter.push(&delta, &mut pieces);
                         }
                         Some(LlmEvent::ToolCall(call)) => send(events, SpeakerEvent::ToolCall(call)).await,
-                        Some(LlmEvent::Ttfb(ttfb)) => send(events, SpeakerEvent::Ttfb(ttfb)).await,
+                        Some(LlmEvent::Ttfb(ttfb)) => send(events, SpeakerEvent::ModelTtfb(ttfb)).await,
                         Some(LlmEvent::Usage(usage)) => send(events, SpeakerEvent::Usage(usage)).await,
                         Some(LlmEvent::Error(e)) => return Err(e),
                         Some(LlmEvent::Finished(_)) | None => {
@@ -249,7 +251,7 @@ impl Speaker {
                 self.release(events).await;
             }
             TtsEvent::Ttfb { ttfb, .. } if position == 0 => {
-                send(events, SpeakerEvent::Ttfb(ttfb)).await;
+                send(events, SpeakerEvent::SpeechTtfb(ttfb)).await;
             }
             TtsEvent::Error { error, .. } => return Err(error),
             _ => {}

@@ -58,7 +58,8 @@ pub struct AgentMetrics {
     pub stage_latency: Family<StageLabel, Histogram>,
     /// The recogniser's final transcript to the reply's first frame, seconds.
     pub stt_final_to_first_frame: Histogram,
-    /// End of turn to first frame less the providers' waiting: Voxline's own share.
+    /// End of turn to first frame less the providers' own times to first byte:
+    /// Voxline's own share.
     pub framework_latency: Histogram,
     /// Providers' time to first byte, seconds.
     pub ttfb: Family<ProviderLabel, Histogram>,
@@ -115,7 +116,7 @@ impl AgentMetrics {
         );
         r.register(
             "framework_latency_seconds",
-            "End of turn to first frame, less the time waiting on the model and on speech synthesis",
+            "End of turn to first frame, less the model's and the synthesiser's own times to first byte",
             metrics.framework_latency.clone(),
         );
         r.register(
@@ -373,6 +374,9 @@ impl CallOutput for Output<'_, '_> {
                     llm_first_token_ms: ms(since(marks.llm_first_token)),
                     tts_first_audio_ms: ms(since(marks.tts_first_audio)),
                     stt_final_to_first_frame_ms: ms(from_final),
+                    llm_ttfb_ms: ms(marks.llm_ttfb),
+                    tts_ttfb_ms: ms(marks.tts_ttfb),
+                    framework_ms: ms(marks.framework_latency()),
                 });
             }
             AgentEvent::Ttfb { provider, latency } => {

@@ -96,6 +96,12 @@ pub enum EventKind {
         tts_first_audio_ms: Option<f64>,
         /// The recogniser's final transcript to the reply's first frame.
         stt_final_to_first_frame_ms: Option<f64>,
+        /// The model's own time to first token (its adapter's measure, from the request).
+        llm_ttfb_ms: Option<f64>,
+        /// The synthesiser's own time to the first segment's first audio.
+        tts_ttfb_ms: Option<f64>,
+        /// End of turn to first frame less those two: what Voxline itself added.
+        framework_ms: Option<f64>,
     },
     /// What the call used (at its end).
     Usage {

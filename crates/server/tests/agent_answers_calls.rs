@@ -126,20 +126,44 @@ async fn a_whole_call_in_each_dialect() {
                 end_of_turn_to_first_frame_ms,
                 llm_first_token_ms,
                 tts_first_audio_ms,
+                llm_ttfb_ms,
+                tts_ttfb_ms,
+                framework_ms,
                 ..
-            } => Some((
+            } => Some([
                 *end_of_turn_to_first_frame_ms,
                 *llm_first_token_ms,
                 *tts_first_audio_ms,
-            )),
+                *llm_ttfb_ms,
+                *tts_ttfb_ms,
+                *framework_ms,
+            ]),
             _ => None,
         });
-        let (Some(total), Some(llm), Some(tts)) = latency.expect("a turn-latency event") else {
+        let [
+            Some(total),
+            Some(llm),
+            Some(tts),
+            Some(llm_ttfb),
+            Some(tts_ttfb),
+            Some(own),
+        ] = latency.expect("a turn-latency event")
+        else {
             panic!("{dialect}: missing stages in {latency:?}");
         };
         assert!(
             llm <= tts && tts <= total,
             "{dialect}: stages out of order {latency:?}"
+        );
+        // The providers' own times fall inside their stages, and Voxline's share is
+        // what is left of the whole.
+        assert!(
+            llm_ttfb > 0.0 && llm_ttfb <= llm && tts_ttfb > 0.0 && tts_ttfb <= tts,
+            "{dialect}: {latency:?}"
+        );
+        assert!(
+            (own + llm_ttfb + tts_ttfb - total).abs() < 1e-3,
+            "{dialect}: {latency:?}"
         );
         assert!(
             kinds.iter().any(
