@@ -223,24 +223,40 @@ fn print_tables(results: &[Measured]) {
     let p2 = |v: &Value| format!("{} / {}", ms(v, "p50_ms"), ms(v, "p99_ms"));
 
     println!(
-        "\nWhere the time goes (server's turn_latency events; ms from the end of the turn unless said)\n"
+        "\nWhere the time goes (server's turn_latency events, ms): the whole, the providers' own times to first byte (their adapters' measure from the request) and what is left, Voxline's own\n"
     );
     println!(
-        "| calls | turns measured | end of turn -> first frame p50 / p99 / max | STT final -> first frame p50 / p99 / max | -> model's first token p50 / p99 | first token -> first TTS audio p50 / p99 | first TTS audio -> first frame p50 / p99 | caller's wait (callsim, speech end -> audio heard) p50 / p99 |"
+        "| calls | turns measured | end of turn -> first frame p50 / p99 / max | model's own time to first token p50 / p99 | synthesiser's own time to first audio p50 / p99 | Voxline's own p50 / p99 / max |"
     );
-    println!("|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|");
     for m in results {
         let r = &m.report;
         println!(
-            "| {} | {} of {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} of {} | {} | {} | {} | {} |",
             m.case.calls,
             r["server_turn_events"],
             m.case.calls * m.case.turns,
             p(&r["end_of_turn_to_first_frame"]),
-            p(&r["stt_final_to_first_frame"]),
+            p2(&r["llm_ttfb"]),
+            p2(&r["tts_ttfb"]),
+            p(&r["framework"]),
+        );
+    }
+
+    println!("\nStages (ms from the end of the turn unless said)\n");
+    println!(
+        "| calls | -> model's first token p50 / p99 | first token -> first TTS audio p50 / p99 | first TTS audio -> first frame p50 / p99 | STT final -> first frame p50 / p99 / max | caller's wait (callsim, speech end -> audio heard) p50 / p99 |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for m in results {
+        let r = &m.report;
+        println!(
+            "| {} | {} | {} | {} | {} | {} |",
+            m.case.calls,
             p2(&r["llm_first_token"]),
             p2(&r["llm_token_to_tts_audio"]),
             p2(&r["tts_audio_to_first_frame"]),
+            p(&r["stt_final_to_first_frame"]),
             p2(&r["callsim_turn_latency"]),
         );
     }

@@ -217,6 +217,9 @@ async fn main() {
         "speech_end_to_first_frame": percentiles(field("speech_end_to_first_frame_ms")),
         "llm_token_to_tts_audio": percentiles(differences(&events.turns, "llm_first_token_ms", "tts_first_audio_ms")),
         "tts_audio_to_first_frame": percentiles(differences(&events.turns, "tts_first_audio_ms", "end_of_turn_to_first_frame_ms")),
+        "llm_ttfb": percentiles(field("llm_ttfb_ms")),
+        "tts_ttfb": percentiles(field("tts_ttfb_ms")),
+        "framework": percentiles(field("framework_ms")),
     });
     println!("{report}");
 }
