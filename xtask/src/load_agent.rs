@@ -69,6 +69,17 @@ pub(crate) fn sweep(quick: bool) -> Result<()> {
             "agent_load",
         ]),
     )?;
+    crate::step(
+        "build the in-process run",
+        crate::cargo(&[
+            "build",
+            "--release",
+            "-p",
+            "voxline-server",
+            "--example",
+            "agent_latency",
+        ]),
+    )?;
     require_taskset()?;
     // The first case is the latency one: few calls, their turns spread over the
     // period so that no two end together. The others load the server.
@@ -112,8 +123,55 @@ pub(crate) fn sweep(quick: bool) -> Result<()> {
         println!("xtask: driver report: {}", measured.report);
         results.push(measured);
     }
+    let (calls, turns) = if quick { (5, 10) } else { (20, 20) };
+    println!("xtask: in one process, {calls} calls x {turns} turns (CPU 0)");
+    let output = Command::new("taskset")
+        .args(["-c", "0"])
+        .arg(release_dir().join("examples").join("agent_latency"))
+        .args(["--calls", &calls.to_string(), "--turns", &turns.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("cannot run agent_latency")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let in_process: Value = serde_json::from_str(text.trim())
+        .with_context(|| format!("agent_latency printed no report: {text:?}"))?;
+    println!("xtask: in-process report: {in_process}");
     print_tables(&results);
+    print_in_process(&in_process);
     Ok(())
+}
+
+/// The in-process run's row: the providers' emulators, the server and the callers on
+/// one thread, so no process waits for another CPU to wake.
+fn print_in_process(r: &Value) {
+    let ms = |v: &Value, key: &str| v[key].as_f64().map_or("-".into(), |x| format!("{x:.2}"));
+    let p = |v: &Value| {
+        format!(
+            "{} / {} / {}",
+            ms(v, "p50_ms"),
+            ms(v, "p99_ms"),
+            ms(v, "max_ms")
+        )
+    };
+    println!(
+        "\nIn one process (crates/server/examples/agent_latency.rs on CPU 0; the recogniser's final ends each turn)\n"
+    );
+    println!(
+        "| calls | turns measured | failures | end of turn -> first frame p50 / p99 / max | STT final -> first frame p50 / p99 / max | model's own time to first token p50 / p99 / max | synthesiser's own time to first audio p50 / p99 / max | Voxline's own p50 / p99 / max |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    println!(
+        "| {} | {} of {} | {} | {} | {} | {} | {} | {} |",
+        r["calls"],
+        r["turn_events"],
+        r["calls"].as_u64().unwrap_or(0) * r["turns_per_call"].as_u64().unwrap_or(0),
+        r["failures"],
+        p(&r["end_of_turn_to_first_frame"]),
+        p(&r["stt_final_to_first_frame"]),
+        p(&r["llm_ttfb"]),
+        p(&r["tts_ttfb"]),
+        p(&r["framework"]),
+    );
 }
 
 fn run_case(case: Case) -> Result<Measured> {
