@@ -32,7 +32,7 @@ use voxline_elevenlabs::{ElevenLabs, ElevenLabsConfig};
 use voxline_fixtures::speech::{self, Variant};
 use voxline_openai::{ApiConfig, ChatConfig, OpenAiChat};
 use voxline_server::{EventKind, ServerConfig};
-use voxline_testkit::callsim::{self, Audio, Dialect, Scenario};
+use voxline_testkit::callsim::{self, Audio, Dialect, Percentiles, Scenario};
 use voxline_testkit::emulators::deepgram::{self, DeepgramEmulator, Line};
 use voxline_testkit::emulators::elevenlabs::{self, ElevenLabsEmulator, ElevenLabsOptions};
 use voxline_testkit::emulators::openai::{self, ChatScript, OpenAiEmulator};
@@ -210,20 +210,7 @@ async fn main() {
     println!("{report}");
 }
 
-/// Count, p50, p90, p99, max and mean of `values` (ms), nearest-rank.
-fn percentiles(mut values: Vec<f64>) -> Value {
-    if values.is_empty() {
-        return json!({ "count": 0 });
-    }
-    values.sort_by(f64::total_cmp);
-    let rank =
-        |p: f64| values[((p * values.len() as f64).ceil() as usize).clamp(1, values.len()) - 1];
-    json!({
-        "count": values.len(),
-        "p50_ms": rank(0.50),
-        "p90_ms": rank(0.90),
-        "p99_ms": rank(0.99),
-        "max_ms": values[values.len() - 1],
-        "mean_ms": values.iter().sum::<f64>() / values.len() as f64,
-    })
+/// The distribution of `values` (ms) as JSON.
+fn percentiles(values: Vec<f64>) -> Value {
+    serde_json::to_value(Percentiles::of_millis(&values)).unwrap_or(Value::Null)
 }

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use voxline_core::{ChatMessage, ChatRequest, LanguageModel, LlmEvent};
 use voxline_openai::{ApiConfig, ChatConfig, OpenAiChat};
+use voxline_testkit::callsim::Percentiles;
 use voxline_testkit::emulators::openai::{self, ChatScript, OpenAiEmulator};
 
 fn parse_args() -> Result<(usize, u64), String> {
@@ -64,16 +65,14 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         let first = first.ok_or_else(|| anyhow::anyhow!("a reply without text"))?;
-        firsts.push(first.as_secs_f64() * 1e6);
+        firsts.push(first.as_secs_f64() * 1000.0);
     }
-    firsts.sort_by(f64::total_cmp);
-    let rank =
-        |p: f64| firsts[((p * firsts.len() as f64).ceil() as usize).clamp(1, firsts.len()) - 1];
+    let p = Percentiles::of_millis(&firsts);
     println!(
         "{requests} requests, {gap_ms} ms idle before each: first token p50 {:.0} us, p90 {:.0} us, p99 {:.0} us",
-        rank(0.5),
-        rank(0.9),
-        rank(0.99)
+        p.p50_ms * 1000.0,
+        p.p90_ms * 1000.0,
+        p.p99_ms * 1000.0
     );
     Ok(())
 }

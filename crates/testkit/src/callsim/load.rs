@@ -130,6 +130,26 @@ pub struct Percentiles {
 }
 
 impl Percentiles {
+    /// The distribution of `values` (milliseconds), exact: nearest-rank percentiles.
+    /// For figures gathered elsewhere, such as a server's own latency events.
+    pub fn of_millis(values: &[f64]) -> Self {
+        if values.is_empty() {
+            return Self::default();
+        }
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        let n = sorted.len();
+        let rank = |p: f64| sorted[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+        Self {
+            count: n as u64,
+            p50_ms: rank(0.50),
+            p90_ms: rank(0.90),
+            p99_ms: rank(0.99),
+            max_ms: sorted[n - 1],
+            mean_ms: sorted.iter().sum::<f64>() / n as f64,
+        }
+    }
+
     fn from_micros(h: &Histogram<u64>) -> Self {
         if h.is_empty() {
             return Self::default();
@@ -692,6 +712,19 @@ fn max_rss_kib() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn percentiles_of_millis_are_nearest_rank() {
+        let values: Vec<f64> = (1..=200).rev().map(f64::from).collect();
+        let p = Percentiles::of_millis(&values);
+        assert_eq!(p.count, 200);
+        assert_eq!(
+            (p.p50_ms, p.p90_ms, p.p99_ms, p.max_ms),
+            (100.0, 180.0, 198.0, 200.0)
+        );
+        assert!((p.mean_ms - 100.5).abs() < 1e-9);
+        assert_eq!(Percentiles::of_millis(&[]), Percentiles::default());
+    }
 
     #[test]
     fn tags_are_found_in_json_and_binary() {
