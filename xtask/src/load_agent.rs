@@ -144,15 +144,6 @@ pub(crate) fn sweep(quick: bool) -> Result<()> {
 /// The in-process run's row: the providers' emulators, the server and the callers on
 /// one thread, so no process waits for another CPU to wake.
 fn print_in_process(r: &Value) {
-    let ms = |v: &Value, key: &str| v[key].as_f64().map_or("-".into(), |x| format!("{x:.2}"));
-    let p = |v: &Value| {
-        format!(
-            "{} / {} / {}",
-            ms(v, "p50_ms"),
-            ms(v, "p99_ms"),
-            ms(v, "max_ms")
-        )
-    };
     println!(
         "\nIn one process (crates/server/examples/agent_latency.rs on CPU 0; the recogniser's final ends each turn)\n"
     );
@@ -269,17 +260,6 @@ fn run_case(case: Case) -> Result<Measured> {
 }
 
 fn print_tables(results: &[Measured]) {
-    let ms = |v: &Value, key: &str| v[key].as_f64().map_or("-".into(), |x| format!("{x:.2}"));
-    let p = |v: &Value| {
-        format!(
-            "{} / {} / {}",
-            ms(v, "p50_ms"),
-            ms(v, "p99_ms"),
-            ms(v, "max_ms")
-        )
-    };
-    let p2 = |v: &Value| format!("{} / {}", ms(v, "p50_ms"), ms(v, "p99_ms"));
-
     println!(
         "\nWhere the time goes (server's turn_latency events, ms): the whole, the providers' own times to first byte (their adapters' measure from the request) and what is left, Voxline's own\n"
     );
@@ -348,4 +328,24 @@ fn print_tables(results: &[Measured]) {
             m.driver_cpu * 100.0,
         );
     }
+}
+
+/// A report field in ms with two decimals, or `-`.
+fn ms(v: &Value, key: &str) -> String {
+    v[key].as_f64().map_or("-".into(), |x| format!("{x:.2}"))
+}
+
+/// `p50 / p99 / max` of a percentiles object.
+fn p(v: &Value) -> String {
+    format!(
+        "{} / {} / {}",
+        ms(v, "p50_ms"),
+        ms(v, "p99_ms"),
+        ms(v, "max_ms")
+    )
+}
+
+/// `p50 / p99` of a percentiles object.
+fn p2(v: &Value) -> String {
+    format!("{} / {}", ms(v, "p50_ms"), ms(v, "p99_ms"))
 }
