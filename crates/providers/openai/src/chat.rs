@@ -325,7 +325,12 @@ async fn read_stream(response: reqwest::Response, tx: mpsc::Sender<LlmEvent>, st
         }
         match outcome {
             Ok(Step::Continue) => {}
-            Ok(Step::Done) => return finish_body(body).await,
+            Ok(Step::Done) => {
+                // The consumer has everything: let it see the end now, not after the
+                // body's.
+                drop(tx);
+                return finish_body(body).await;
+            }
             _ => return,
         }
     }

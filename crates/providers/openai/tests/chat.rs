@@ -468,7 +468,12 @@ async fn a_finished_reply_leaves_its_connection_for_the_next_request() {
     })
     .await;
     let chat = chat(common::api(&emulator));
-    for _ in 0..3 {
+    for turn in 0..3 {
+        if turn > 0 {
+            // The stream ends for the consumer at `[DONE]`; the body's end is read
+            // after it. A caller's next turn is seconds away; this stands in for it.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
         let events = events(&chat, ChatRequest::new(vec![ChatMessage::user("Hi")])).await;
         assert!(
             events
